@@ -1,1 +1,14 @@
+//! perf-sentinel's host: ingest, trace window, analysis pipeline, findings,
+//! metrics, API and configuration. The binary (`main.rs`) is a thin CLI over
+//! this library, which also serves the benches and tests.
 
+pub mod api;
+pub mod config;
+pub mod daemon;
+pub mod findings;
+pub mod ingest;
+pub mod metrics;
+pub mod model;
+pub mod normalize;
+pub mod pipeline;
+pub mod window;

@@ -1,1 +1,183 @@
-fn main(){}
+//! The `perf-sentinel` command line.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use perf_sentinel::config::{self, Config};
+use perf_sentinel::daemon;
+use tokio_util::sync::CancellationToken;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Finds N+1 queries and other I/O anti-patterns in OpenTelemetry traces.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (default: .perf-sentinel.toml in the working
+    /// directory when present, else built-in defaults).
+    #[arg(long, global = true, env = "PERF_SENTINEL_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: receive OTLP traces, report findings (the default).
+    Watch(WatchArgs),
+    /// List the detectors, whether they are enabled, and where they come from.
+    Detectors,
+    /// Validate the configuration and exit.
+    CheckConfig,
+}
+
+#[derive(clap::Args, Default)]
+struct WatchArgs {
+    /// Address to listen on (overrides [daemon] listen_address).
+    #[arg(long)]
+    listen_address: Option<IpAddr>,
+    /// OTLP gRPC port (overrides [daemon] listen_port_grpc).
+    #[arg(long)]
+    listen_port_grpc: Option<u16>,
+    /// OTLP HTTP and API port (overrides [daemon] listen_port_http).
+    #[arg(long)]
+    listen_port_http: Option<u16>,
+    /// Environment name (overrides [daemon] environment).
+    #[arg(long)]
+    environment: Option<String>,
+}
+
+/// Exit code for unusable configuration (distinct from runtime failures).
+const EXIT_CONFIG: u8 = 2;
+
+fn load_config(cli: &Cli) -> Result<Config, config::ConfigError> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    config::load(cli.config.as_deref(), &cwd)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let mut config = match load_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("perf-sentinel: configuration refused:\n{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match cli.command {
+        Some(Command::Detectors) => list_detectors(&config),
+        Some(Command::CheckConfig) => match daemon::detector_specs(&config) {
+            Ok(specs) => {
+                let origin = config
+                    .source
+                    .as_ref()
+                    .map_or("built-in defaults".to_owned(), |p| p.display().to_string());
+                println!("configuration OK ({origin}); {} detectors enabled", specs.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("perf-sentinel: configuration refused:\n{e}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+        Some(Command::Watch(args)) => watch(&mut config, args),
+        None => watch(&mut config, WatchArgs::default()),
+    }
+}
+
+fn watch(config: &mut Config, args: WatchArgs) -> ExitCode {
+    if let Err(e) = config.apply_cli(
+        args.listen_address,
+        args.listen_port_grpc,
+        args.listen_port_http,
+        args.environment,
+    ) {
+        eprintln!("perf-sentinel: configuration refused:\n{e}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("perf-sentinel-io")
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("perf-sentinel: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = std::mem::take(config);
+    let result = runtime.block_on(async move {
+        let token = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(token.clone()));
+        daemon::run(config, token, Box::new(std::io::stdout())).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(daemon::DaemonError::Config(e)) => {
+            eprintln!("perf-sentinel: configuration refused:\n{e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(e) => {
+            eprintln!("perf-sentinel: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn cancel_on_signal(token: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    token.cancel();
+}
+
+fn list_detectors(config: &Config) -> ExitCode {
+    let factories = daemon::all_factories();
+    let refs: Vec<&dyn detector_api::DetectorFactory> =
+        factories.iter().map(|f| f.as_ref()).collect();
+    let plans = match config.detector_plans(&refs) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("perf-sentinel: configuration refused:\n{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{:<24} {:<8} {:<8} DESCRIPTION", "ID", "ENABLED", "ORIGIN");
+    for p in plans {
+        let description = refs
+            .iter()
+            .find(|f| f.id() == p.id)
+            .map_or("", |f| f.description());
+        let _ = writeln!(
+            out,
+            "{:<24} {:<8} {:<8} {}",
+            p.id,
+            if p.enabled { "yes" } else { "no" },
+            "builtin",
+            description
+        );
+    }
+    ExitCode::SUCCESS
+}

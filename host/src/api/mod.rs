@@ -1,0 +1,154 @@
+//! The HTTP surface on the OTLP/HTTP port besides `/v1/traces`: health,
+//! Prometheus metrics, and the JSON API over the findings store.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use detector_api::Severity;
+use serde::Deserialize;
+
+use crate::findings::{FindingFilter, FindingsStore};
+use crate::ingest::Ingestor;
+use crate::metrics::Metrics;
+use crate::pipeline::detectors::DetectorSpec;
+
+/// Most findings one `GET /api/findings` returns.
+const MAX_LIMIT: usize = 10_000;
+const DEFAULT_LIMIT: usize = 100;
+
+/// What the HTTP handlers share.
+pub struct ApiState {
+    pub ingestor: Arc<Ingestor>,
+    pub store: Arc<FindingsStore>,
+    pub metrics: Arc<Metrics>,
+    pub detectors: Vec<Arc<DetectorSpec>>,
+    pub environment: String,
+    pub started: Instant,
+    pub shards: usize,
+}
+
+/// The router of the HTTP port. The JSON API is left out when
+/// `api_enabled = false`; ingest, health and metrics always stay.
+pub fn router(state: Arc<ApiState>, api_enabled: bool) -> Router {
+    let ingest = Router::new()
+        .route("/v1/traces", post(crate::ingest::http::export_traces))
+        .with_state(state.ingestor.clone());
+    let mut app = Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics));
+    if api_enabled {
+        app = app
+            .route("/api/findings", get(findings))
+            .route("/api/status", get(status));
+    }
+    app.with_state(state).merge(ingest)
+}
+
+async fn health() -> Response {
+    json_response(StatusCode::OK, r#"{"status":"ok"}"#.to_owned())
+}
+
+async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FindingsQuery {
+    service: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    severity: Option<String>,
+    trace_id: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn findings(
+    State(state): State<Arc<ApiState>>,
+    query: Result<Query<FindingsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return bad_request(&e.body_text()),
+    };
+    let severity = match q.severity.as_deref().map(Severity::parse) {
+        Some(None) => return bad_request("severity must be one of critical, warning, info"),
+        Some(Some(s)) => Some(s),
+        None => None,
+    };
+    let filter = FindingFilter {
+        service: q.service,
+        kind: q.kind,
+        severity,
+        trace_id: q.trace_id.map(|t| t.to_ascii_lowercase()),
+        limit: q.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT),
+    };
+    let found = state.store.query(&filter);
+    // Each record holds its JSON already; join them without re-serializing.
+    let mut body = String::with_capacity(found.iter().map(|r| r.json.len() + 1).sum::<usize>() + 2);
+    body.push('[');
+    for (i, r) in found.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&r.json);
+    }
+    body.push(']');
+    json_response(StatusCode::OK, body)
+}
+
+async fn status(State(state): State<Arc<ApiState>>) -> Response {
+    let m = &state.metrics;
+    let detectors: Vec<_> = state
+        .detectors
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "id": d.id,
+                "origin": &*d.origin,
+                "runs": d.stats.runs.load(Ordering::Relaxed),
+                "findings": d.stats.findings.load(Ordering::Relaxed),
+                "errors": d.stats.errors.load(Ordering::Relaxed),
+                "quarantined": d.stats.quarantined.load(Ordering::Relaxed),
+            })
+        })
+        .collect();
+    let body = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "environment": state.environment,
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "analysis_shards": state.shards,
+        "active_traces": m.active_traces.get(),
+        "spans_received": m.spans_received.get(),
+        "spans_analyzed": m.spans_analyzed.get(),
+        "analysis_queue_depth": m.queue_depth.get(),
+        "analysis_queue_capacity": m.queue_capacity.get(),
+        "findings_retained": state.store.len(),
+        "detectors": detectors,
+    });
+    json_response(StatusCode::OK, body.to_string())
+}
+
+fn bad_request(message: &str) -> Response {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        serde_json::json!({ "error": message }).to_string(),
+    )
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}

@@ -1,0 +1,213 @@
+//! `perf-sentinel watch`: wires config, detectors, pipeline, receivers and
+//! API together, runs until cancelled, then drains: stop accepting, analyze
+//! everything held, print every finding, return.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{ApiState, router};
+use crate::config::{Config, ConfigError};
+use crate::findings::{FindingsStore, Stamp, confidence_for, spawn_sink};
+use crate::ingest::Ingestor;
+use crate::ingest::grpc::TraceGrpc;
+use crate::metrics::Metrics;
+use crate::pipeline::detectors::{Builtin, DetectorSpec, SharedFactory};
+use crate::pipeline::{Pipeline, PipelineError, PipelineSettings};
+use crate::window::WindowLimits;
+
+/// Why the daemon could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        addr: SocketAddr,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("cannot start the findings writer: {0}")]
+    Sink(std::io::Error),
+}
+
+/// Every registered detector factory, built-ins first. Plugins join here.
+pub fn all_factories() -> Vec<SharedFactory> {
+    perf_sentinel_detectors::link();
+    detector_api::builtin_factories()
+        .into_iter()
+        .map(|f| Arc::new(Builtin(f)) as SharedFactory)
+        .collect()
+}
+
+/// Resolves the enabled detectors of `config` into shareable specs.
+pub fn detector_specs(config: &Config) -> Result<Vec<Arc<DetectorSpec>>, ConfigError> {
+    let factories = all_factories();
+    let refs: Vec<&dyn detector_api::DetectorFactory> =
+        factories.iter().map(|f| f.as_ref()).collect();
+    let plans = config.detector_plans(&refs)?;
+    Ok(plans
+        .into_iter()
+        .filter(|p| p.enabled)
+        .filter_map(|p| {
+            let factory = factories.iter().find(|f| f.id() == p.id)?.clone();
+            Some(Arc::new(DetectorSpec {
+                description: factory.description().to_owned(),
+                origin: "builtin".into(),
+                id: p.id,
+                factory,
+                params: p.params,
+                services: p.services,
+                exclude_services: p.exclude_services,
+                stats: Default::default(),
+            }))
+        })
+        .collect())
+}
+
+fn default_shards() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Runs the daemon until `shutdown` is cancelled. Findings go to `stdout`.
+pub async fn run(
+    config: Config,
+    shutdown: CancellationToken,
+    stdout: Box<dyn std::io::Write + Send>,
+) -> Result<(), DaemonError> {
+    let d = &config.daemon;
+    let specs = detector_specs(&config)?;
+    let metrics = Arc::new(Metrics::new());
+    let store = Arc::new(FindingsStore::new(d.max_retained_findings));
+    let (sink, sink_threads) = spawn_sink(
+        store.clone(),
+        metrics.clone(),
+        d.findings_queue_capacity,
+        d.stdout_queue_capacity,
+        stdout,
+    )
+    .map_err(DaemonError::Sink)?;
+    let shards = match d.analysis_shards {
+        0 => default_shards(),
+        n => n,
+    };
+    let pipeline = Arc::new(Pipeline::start(
+        PipelineSettings {
+            shards,
+            limits: WindowLimits {
+                max_traces: d.max_active_traces,
+                max_spans_per_trace: d.max_events_per_trace,
+                ttl: Duration::from_millis(d.trace_ttl_ms),
+                settle: Duration::from_millis(d.trace_settle_ms),
+                remembered: d.max_active_traces,
+            },
+            queue_capacity: d.analysis_queue_capacity,
+            stamp: Stamp {
+                environment: d.environment.as_str().into(),
+                confidence: confidence_for(&d.environment),
+            },
+        },
+        &specs,
+        metrics.clone(),
+        &sink,
+    )?);
+    // Shards hold their own clones; ours must go for the writer to finish.
+    drop(sink);
+    let ingestor = Arc::new(Ingestor::new(
+        pipeline.clone(),
+        metrics.clone(),
+        d.max_payload_size,
+    ));
+
+    let grpc_addr = SocketAddr::new(d.listen_address, d.listen_port_grpc);
+    let http_addr = SocketAddr::new(d.listen_address, d.listen_port_http);
+    let bind = |addr, what| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| DaemonError::Bind { addr, what, source })
+    };
+    let grpc_listener = match bind(grpc_addr, "OTLP gRPC").await {
+        Ok(l) => l,
+        Err(e) => {
+            pipeline.shutdown();
+            sink_threads.join();
+            return Err(e);
+        }
+    };
+    let http_listener = match bind(http_addr, "OTLP HTTP and API").await {
+        Ok(l) => l,
+        Err(e) => {
+            pipeline.shutdown();
+            sink_threads.join();
+            return Err(e);
+        }
+    };
+
+    let state = Arc::new(ApiState {
+        ingestor: ingestor.clone(),
+        store,
+        metrics,
+        detectors: specs.clone(),
+        environment: d.environment.clone(),
+        started: Instant::now(),
+        shards,
+    });
+    let app = router(state, d.api_enabled);
+    let http_token = shutdown.clone();
+    let http_server = tokio::spawn(async move {
+        axum::serve(http_listener, app)
+            .with_graceful_shutdown(async move { http_token.cancelled().await })
+            .await
+    });
+    let grpc_token = shutdown.clone();
+    let grpc_server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceGrpc::new(ingestor))
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(grpc_listener),
+                async move { grpc_token.cancelled().await },
+            ),
+    );
+    tracing::info!(
+        grpc = %grpc_addr,
+        http = %http_addr,
+        environment = %d.environment,
+        shards,
+        detectors = ?specs.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        "perf-sentinel listening"
+    );
+
+    shutdown.cancelled().await;
+    tracing::info!("shutting down: no new requests; analyzing every buffered trace");
+    let grace = Duration::from_millis(d.shutdown_grace_ms);
+    let servers = async {
+        match http_server.await {
+            Ok(Err(e)) => tracing::warn!("HTTP server: {e}"),
+            Err(e) => tracing::warn!("HTTP server task: {e}"),
+            Ok(Ok(())) => {}
+        }
+        match grpc_server.await {
+            Ok(Err(e)) => tracing::warn!("gRPC server: {e}"),
+            Err(e) => tracing::warn!("gRPC server task: {e}"),
+            Ok(Ok(())) => {}
+        }
+    };
+    if tokio::time::timeout(grace, servers).await.is_err() {
+        tracing::warn!("connections still open after the grace period; draining anyway");
+    }
+    let drained = tokio::task::spawn_blocking(move || {
+        pipeline.shutdown();
+        sink_threads.join();
+    })
+    .await;
+    if drained.is_err() {
+        tracing::error!("draining the pipeline failed");
+    }
+    tracing::info!("shutdown complete");
+    Ok(())
+}

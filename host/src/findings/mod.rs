@@ -1,0 +1,11 @@
+//! Findings after detection: stamped records with their JSON form, the
+//! bounded store the API reads, and the single writer that feeds the store,
+//! the metrics and stdout.
+
+mod record;
+mod sink;
+mod store;
+
+pub use record::{FindingRecord, Stamp, confidence_for};
+pub use sink::{FindingsSink, SinkThreads, spawn_sink};
+pub use store::{FindingFilter, FindingsStore};

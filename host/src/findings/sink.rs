@@ -1,0 +1,116 @@
+//! The single findings writer: it takes findings from every shard through a
+//! bounded channel and feeds the store and the metrics (always) and stdout
+//! (best effort: a blocked pipe drops lines and counts them, it never stalls
+//! analysis).
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+
+use super::{FindingRecord, FindingsStore};
+use crate::metrics::{FindingLabels, Metrics, TypeLabel};
+
+/// Where shards send their findings. Cloned into every shard.
+#[derive(Clone)]
+pub struct FindingsSink {
+    tx: SyncSender<Vec<FindingRecord>>,
+}
+
+impl FindingsSink {
+    /// Publishes the findings of one trace. Blocks when the writer is behind,
+    /// which slows analysis and, through admission, the receivers.
+    pub fn publish(&self, records: Vec<FindingRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        // The writer only exits once every sink is dropped.
+        let _ = self.tx.send(records);
+    }
+}
+
+/// The writer and stdout threads, joined at shutdown.
+pub struct SinkThreads {
+    writer: JoinHandle<()>,
+    stdout: JoinHandle<()>,
+}
+
+impl SinkThreads {
+    /// Waits until every finding published before the last sink was dropped
+    /// is stored and printed.
+    pub fn join(self) {
+        let _ = self.writer.join();
+        let _ = self.stdout.join();
+    }
+}
+
+/// Starts the writer and the stdout printer.
+pub fn spawn_sink(
+    store: Arc<FindingsStore>,
+    metrics: Arc<Metrics>,
+    queue_capacity: usize,
+    stdout_capacity: usize,
+    out: Box<dyn Write + Send>,
+) -> std::io::Result<(FindingsSink, SinkThreads)> {
+    let (tx, rx) = sync_channel::<Vec<FindingRecord>>(queue_capacity.max(1));
+    let (line_tx, line_rx) = sync_channel::<Arc<FindingRecord>>(stdout_capacity.max(1));
+    let writer = std::thread::Builder::new()
+        .name("findings-writer".into())
+        .spawn(move || write_loop(rx, line_tx, &store, &metrics))?;
+    let stdout = std::thread::Builder::new()
+        .name("findings-stdout".into())
+        .spawn(move || print_loop(line_rx, out))?;
+    Ok((FindingsSink { tx }, SinkThreads { writer, stdout }))
+}
+
+fn write_loop(
+    rx: Receiver<Vec<FindingRecord>>,
+    lines: SyncSender<Arc<FindingRecord>>,
+    store: &FindingsStore,
+    metrics: &Metrics,
+) {
+    for batch in rx {
+        let batch: Vec<Arc<FindingRecord>> = batch.into_iter().map(Arc::new).collect();
+        for r in &batch {
+            metrics
+                .findings
+                .get_or_create(&FindingLabels {
+                    kind: TypeLabel {
+                        r#type: r.finding.kind.to_string(),
+                    },
+                    severity: r.finding.severity.as_str(),
+                })
+                .inc();
+            match lines.try_send(r.clone()) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                    metrics.findings_stdout_dropped.inc();
+                }
+            }
+        }
+        store.push(batch);
+    }
+}
+
+fn print_loop(rx: Receiver<Arc<FindingRecord>>, out: Box<dyn Write + Send>) {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+    let mut broken = false;
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        while let Some(r) = next {
+            if !broken {
+                broken = writeln!(out, "{}", r.json).is_err();
+            }
+            next = rx.try_recv().ok();
+        }
+        // Flush once the queue is empty: lines reach a pipe promptly without
+        // a syscall per finding under load.
+        if !broken {
+            broken = out.flush().is_err();
+        }
+        if broken {
+            tracing::warn!("stdout is closed; findings are no longer printed (still stored)");
+        }
+    }
+    let _ = out.flush();
+}

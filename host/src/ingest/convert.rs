@@ -1,0 +1,391 @@
+//! Turns a decoded OTLP `ExportTraceServiceRequest` into [`TraceFragment`]s,
+//! one per trace, grouped by analysis shard. Semantic-convention attributes,
+//! old and new names alike, are mapped to the dedicated span fields here, once.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use detector_api::{IoKind, SpanId, SpanKind, TraceId};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::trace::v1::{Span, span, status};
+
+use crate::model::{Arena, AttrRef, SpanRecord, StrRef, TraceFragment};
+use crate::model::{Kind, Role};
+
+/// Per-string bounds: what a span may make the daemon hold.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvertLimits {
+    /// SQL statements and URLs (the normalizer reads at most 64 KiB).
+    pub max_target_bytes: usize,
+    /// Any other string.
+    pub max_string_bytes: usize,
+    /// Attributes kept per span beyond the mapped ones.
+    pub max_attributes: usize,
+}
+
+impl Default for ConvertLimits {
+    fn default() -> Self {
+        Self {
+            max_target_bytes: 64 * 1024,
+            max_string_bytes: 4 * 1024,
+            max_attributes: 128,
+        }
+    }
+}
+
+/// Why a span was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanRejection {
+    /// Trace id not 16 bytes or all zero, span id not 8 bytes or zero, or a
+    /// parent id that is neither empty nor 8 bytes.
+    InvalidId,
+}
+
+/// The result of converting one request.
+#[derive(Debug, Default)]
+pub struct Converted {
+    /// Fragments per shard.
+    pub shards: Vec<Vec<TraceFragment>>,
+    /// Spans accepted.
+    pub accepted: usize,
+    /// Spans refused, all for invalid ids.
+    pub rejected_invalid_id: usize,
+    /// Strings cut to their cap.
+    pub truncated_strings: usize,
+}
+
+/// Which shard owns a trace: a hash, so hostile ids cannot pick a shard.
+pub fn shard_of(trace_id: &TraceId, shards: usize) -> usize {
+    if shards <= 1 {
+        return 0;
+    }
+    (xxhash_rust::xxh3::xxh3_64(&trace_id.0) % shards as u64) as usize
+}
+
+/// Converts `request`, splitting traces over `shards` shards.
+pub fn convert(
+    request: &ExportTraceServiceRequest,
+    shards: usize,
+    limits: &ConvertLimits,
+) -> Converted {
+    let shards = shards.max(1);
+    let mut out = Converted {
+        shards: (0..shards).map(|_| Vec::new()).collect(),
+        ..Converted::default()
+    };
+    // (shard, index in shard) of each trace's fragment in this request.
+    let mut where_is: HashMap<TraceId, (usize, usize)> = HashMap::new();
+    let mut last: Option<(TraceId, usize, usize)> = None;
+
+    for rs in &request.resource_spans {
+        let resource_attrs = rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
+        let service = resource_attrs
+            .iter()
+            .find(|kv| kv.key == "service.name")
+            .and_then(|kv| as_str(kv.value.as_ref()))
+            .filter(|s| !s.is_empty())
+            .unwrap_or("unknown_service");
+        for ss in &rs.scope_spans {
+            for span in &ss.spans {
+                let Some((trace_id, span_id, parent_id)) = ids(span) else {
+                    out.rejected_invalid_id += 1;
+                    continue;
+                };
+                let (shard, idx) = match last {
+                    Some((t, s, i)) if t == trace_id => (s, i),
+                    _ => *where_is.entry(trace_id).or_insert_with(|| {
+                        let s = shard_of(&trace_id, shards);
+                        out.shards[s].push(TraceFragment::new(trace_id));
+                        (s, out.shards[s].len() - 1)
+                    }),
+                };
+                last = Some((trace_id, shard, idx));
+                let frag = &mut out.shards[shard][idx];
+                out.truncated_strings +=
+                    push_span(frag, span, span_id, parent_id, service, resource_attrs, limits);
+                out.accepted += 1;
+            }
+        }
+    }
+    out
+}
+
+fn ids(span: &Span) -> Option<(TraceId, SpanId, SpanId)> {
+    let trace_id = TraceId::from_slice(&span.trace_id).filter(|t| !t.is_zero())?;
+    let span_id = SpanId::from_slice(&span.span_id).filter(|s| !s.is_zero())?;
+    let parent_id = match span.parent_span_id.len() {
+        0 => SpanId::default(),
+        _ => SpanId::from_slice(&span.parent_span_id)?,
+    };
+    Some((trace_id, span_id, parent_id))
+}
+
+fn as_str(v: Option<&AnyValue>) -> Option<&str> {
+    match v?.value.as_ref()? {
+        Value::StringValue(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn as_i64(v: Option<&AnyValue>) -> Option<i64> {
+    match v?.value.as_ref()? {
+        Value::IntValue(i) => Some(*i),
+        Value::StringValue(s) => s.trim().parse().ok(),
+        Value::DoubleValue(d) if d.is_finite() => Some(*d as i64),
+        _ => None,
+    }
+}
+
+/// The semantic-convention attributes perf-sentinel maps, first name wins
+/// where the old and new conventions differ.
+#[derive(Default)]
+struct Known<'r> {
+    statement: Option<&'r AnyValue>,
+    db_system: Option<&'r AnyValue>,
+    method: Option<&'r AnyValue>,
+    url_full: Option<&'r AnyValue>,
+    url_path: Option<&'r AnyValue>,
+    server_address: Option<&'r AnyValue>,
+    route: Option<&'r AnyValue>,
+    status: Option<&'r AnyValue>,
+    response_size: Option<&'r AnyValue>,
+    peer_service: Option<&'r AnyValue>,
+    messaging_system: Option<&'r AnyValue>,
+    destination: Option<&'r AnyValue>,
+    rpc_system: Option<&'r AnyValue>,
+    rpc_service: Option<&'r AnyValue>,
+    rpc_method: Option<&'r AnyValue>,
+    code_function: Option<&'r AnyValue>,
+    code_filepath: Option<&'r AnyValue>,
+    code_lineno: Option<&'r AnyValue>,
+    code_namespace: Option<&'r AnyValue>,
+}
+
+impl<'r> Known<'r> {
+    /// Records `kv` when it is a mapped key; false when it is not.
+    fn take(&mut self, kv: &'r KeyValue) -> bool {
+        let v = kv.value.as_ref();
+        let slot = match kv.key.as_str() {
+            "db.query.text" | "db.statement" => &mut self.statement,
+            "db.system.name" | "db.system" => &mut self.db_system,
+            "http.request.method" | "http.method" => &mut self.method,
+            "url.full" | "http.url" => &mut self.url_full,
+            "url.path" | "http.target" => &mut self.url_path,
+            "server.address" | "net.peer.name" | "http.host" | "net.host.name" => {
+                &mut self.server_address
+            }
+            "http.route" => &mut self.route,
+            "http.response.status_code" | "http.status_code" => &mut self.status,
+            "http.response.body.size" | "http.response_content_length" => &mut self.response_size,
+            "peer.service" => &mut self.peer_service,
+            "messaging.system" => &mut self.messaging_system,
+            "messaging.destination.name" | "messaging.destination" => &mut self.destination,
+            "rpc.system" => &mut self.rpc_system,
+            "rpc.service" => &mut self.rpc_service,
+            "rpc.method" => &mut self.rpc_method,
+            "code.function.name" | "code.function" => &mut self.code_function,
+            "code.file.path" | "code.filepath" => &mut self.code_filepath,
+            "code.line.number" | "code.lineno" => &mut self.code_lineno,
+            "code.namespace" => &mut self.code_namespace,
+            _ => return false,
+        };
+        if slot.is_none() {
+            *slot = v;
+        }
+        true
+    }
+}
+
+/// Copies one span into `frag`; returns how many strings were cut.
+fn push_span(
+    frag: &mut TraceFragment,
+    span: &Span,
+    span_id: SpanId,
+    parent_id: SpanId,
+    service: &str,
+    resource_attrs: &[KeyValue],
+    limits: &ConvertLimits,
+) -> usize {
+    let cut = std::cell::Cell::new(0usize);
+    let mut known = Known::default();
+    let attrs_start = frag.attrs.len() as u32;
+    let arena = &mut frag.arena;
+    let text = |arena: &mut Arena, v: Option<&AnyValue>, cap: usize| -> StrRef {
+        match as_str(v) {
+            Some(s) => {
+                let (r, was_cut) = arena.push_capped(s, cap);
+                cut.set(cut.get() + usize::from(was_cut));
+                r
+            }
+            None => StrRef::EMPTY,
+        }
+    };
+
+    let mut kept = 0usize;
+    for kv in &span.attributes {
+        if known.take(kv) || kept >= limits.max_attributes {
+            continue;
+        }
+        kept += 1;
+        let (key, c1) = arena.push_capped(&kv.key, limits.max_string_bytes);
+        let value = render_value(arena, kv.value.as_ref(), limits.max_string_bytes);
+        cut.set(cut.get() + usize::from(c1));
+        frag.attrs.push(AttrRef { key, value });
+    }
+    // Resource attributes rarely carry these, but `code.namespace` or
+    // `peer.service` sometimes do; span attributes win.
+    for kv in resource_attrs {
+        if kv.key != "service.name" {
+            let _ = known.take(kv);
+        }
+    }
+
+    let s = limits.max_string_bytes;
+    let t = limits.max_target_bytes;
+    let mut rec = SpanRecord {
+        span_id,
+        parent_id,
+        start_ns: span.start_time_unix_nano,
+        duration_ns: span
+            .end_time_unix_nano
+            .saturating_sub(span.start_time_unix_nano),
+        attrs_start,
+        attrs_len: frag.attrs.len() as u32 - attrs_start,
+        ..SpanRecord::default()
+    };
+    rec.service = arena.push_capped(service, s).0;
+    rec.name = arena.push_capped(&span.name, s).0;
+    rec.span_kind = Role(match span::SpanKind::try_from(span.kind) {
+        Ok(span::SpanKind::Server) => SpanKind::Server,
+        Ok(span::SpanKind::Client) => SpanKind::Client,
+        Ok(span::SpanKind::Producer) => SpanKind::Producer,
+        Ok(span::SpanKind::Consumer) => SpanKind::Consumer,
+        _ => SpanKind::Internal,
+    });
+    rec.is_error = span
+        .status
+        .as_ref()
+        .is_some_and(|st| st.code == status::StatusCode::Error as i32);
+    rec.db_system = text(arena, known.db_system, s);
+    rec.http_method = text(arena, known.method, 16);
+    rec.http_route = text(arena, known.route, s);
+    rec.http_status = as_i64(known.status)
+        .and_then(|c| u16::try_from(c).ok())
+        .unwrap_or(0);
+    rec.response_bytes = as_i64(known.response_size).and_then(|n| u64::try_from(n).ok());
+    rec.messaging_system = text(arena, known.messaging_system, s);
+    rec.messaging_destination = text(arena, known.destination, s);
+    rec.peer_service = match known.peer_service {
+        Some(v) => text(arena, Some(v), s),
+        None if rec.span_kind.0 != SpanKind::Server => text(arena, known.server_address, s),
+        None => StrRef::EMPTY,
+    };
+    rec.code_function = text(arena, known.code_function, s);
+    rec.code_filepath = text(arena, known.code_filepath, s);
+    rec.code_namespace = text(arena, known.code_namespace, s);
+    rec.code_lineno = as_i64(known.code_lineno)
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(0);
+
+    let kind = if known.statement.is_some() || known.db_system.is_some() {
+        rec.target = text(arena, known.statement, t);
+        IoKind::Sql
+    } else if known.messaging_system.is_some() {
+        rec.target = rec.messaging_destination;
+        IoKind::Messaging
+    } else if known.rpc_system.is_some() {
+        let mark = arena.mark();
+        arena.append(as_str(known.rpc_service).unwrap_or(""));
+        arena.append("/");
+        arena.append(as_str(known.rpc_method).unwrap_or(""));
+        rec.target = arena.finish(mark, t);
+        IoKind::Rpc
+    } else if known.method.is_some() {
+        rec.target = match known.url_full {
+            Some(v) => text(arena, Some(v), t),
+            None => {
+                // No full URL: rebuild `host/path` so the template keeps the host.
+                let mark = arena.mark();
+                if rec.span_kind.0 != SpanKind::Server {
+                    arena.append(as_str(known.server_address).unwrap_or(""));
+                }
+                arena.append(as_str(known.url_path).unwrap_or(""));
+                arena.finish(mark, t)
+            }
+        };
+        IoKind::Http
+    } else {
+        IoKind::Other
+    };
+    rec.kind = Kind(kind);
+    if rec.parent_id.is_zero() {
+        frag.has_root = true;
+    }
+    frag.spans.push(rec);
+    cut.get()
+}
+
+/// Renders any attribute value as text into the arena.
+fn render_value(arena: &mut Arena, v: Option<&AnyValue>, cap: usize) -> StrRef {
+    let mark = arena.mark();
+    if let Some(v) = v.and_then(|v| v.value.as_ref()) {
+        write_value(arena.buf_mut(), v, cap, 0);
+    }
+    arena.finish(mark, cap)
+}
+
+fn write_value(out: &mut String, v: &Value, cap: usize, depth: usize) {
+    let start = out.len();
+    let full = |out: &String| out.len() - start >= cap;
+    match v {
+        Value::StringValue(s) => out.push_str(&s[..crate::model::floor_char_boundary(s, cap)]),
+        Value::BoolValue(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::IntValue(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::DoubleValue(d) => {
+            let _ = write!(out, "{d}");
+        }
+        Value::BytesValue(b) => {
+            for byte in b.iter().take(cap / 2) {
+                let _ = write!(out, "{byte:02x}");
+            }
+        }
+        Value::ArrayValue(a) if depth < 4 => {
+            out.push('[');
+            for (i, item) in a.values.iter().enumerate() {
+                if full(out) {
+                    break;
+                }
+                if i > 0 {
+                    out.push(',');
+                }
+                if let Some(inner) = &item.value {
+                    write_value(out, inner, cap, depth + 1);
+                }
+            }
+            out.push(']');
+        }
+        Value::KvlistValue(l) if depth < 4 => {
+            out.push('{');
+            for (i, kv) in l.values.iter().enumerate() {
+                if full(out) {
+                    break;
+                }
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&kv.key[..crate::model::floor_char_boundary(&kv.key, cap)]);
+                out.push('=');
+                if let Some(inner) = kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                    write_value(out, inner, cap, depth + 1);
+                }
+            }
+            out.push('}');
+        }
+        Value::ArrayValue(_) | Value::KvlistValue(_) => out.push_str("..."),
+        // Profiles-only string-table reference: no table in traces.
+        Value::StringValueStrindex(_) => {}
+    }
+}

@@ -1,0 +1,103 @@
+//! The OTLP/HTTP receiver: `POST /v1/traces` with protobuf or JSON bodies,
+//! optionally gzip/deflate, answering with a real `ExportTraceServiceResponse`
+//! in the request's format, or a `google.rpc.Status` on refusal.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
+};
+use prost::Message;
+
+use super::body::{MediaType, decompress};
+use super::{Accepted, IngestError, Ingestor, decode_json, decode_protobuf};
+
+/// `google.rpc.Status`, the body OTLP/HTTP prescribes for errors.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+/// Handles `POST /v1/traces`.
+pub async fn export_traces(
+    State(ingestor): State<Arc<Ingestor>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let header_str = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    // Answer errors in the format the client speaks; protobuf when unknown.
+    let media = MediaType::from_content_type(header_str(header::CONTENT_TYPE));
+    let reply_as = *media.as_ref().unwrap_or(&MediaType::Protobuf);
+    match receive(&ingestor, media, header_str(header::CONTENT_ENCODING), body).await {
+        Ok(accepted) => ok_response(reply_as, &accepted),
+        Err(e) => error_response(reply_as, &ingestor.refused(e)),
+    }
+}
+
+async fn receive(
+    ingestor: &Ingestor,
+    media: Result<MediaType, IngestError>,
+    encoding: Option<&str>,
+    body: Body,
+) -> Result<Accepted, IngestError> {
+    let media = media?;
+    let limit = ingestor.max_payload_size;
+    let raw = http_body_util::Limited::new(body, limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                IngestError::PayloadTooLarge { limit }
+            } else {
+                IngestError::MalformedProtobuf(format!("cannot read request body: {e}"))
+            }
+        })?
+        .to_bytes();
+    let plain = decompress(encoding, raw, limit)?;
+    let request = match media {
+        MediaType::Protobuf => decode_protobuf(&plain)?,
+        MediaType::Json => decode_json(&plain)?,
+    };
+    ingestor.ingest(&request)
+}
+
+fn ok_response(media: MediaType, accepted: &Accepted) -> Response {
+    let response = ExportTraceServiceResponse {
+        partial_success: (accepted.rejected_spans > 0).then(|| ExportTracePartialSuccess {
+            rejected_spans: accepted.rejected_spans as i64,
+            error_message: accepted.message.clone(),
+        }),
+    };
+    let body = match media {
+        MediaType::Protobuf => response.encode_to_vec(),
+        MediaType::Json => serde_json::to_vec(&response).unwrap_or_else(|_| b"{}".to_vec()),
+    };
+    ([(header::CONTENT_TYPE, media.content_type())], body).into_response()
+}
+
+fn error_response(media: MediaType, e: &IngestError) -> Response {
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let message = e.to_string();
+    let code = e.grpc_code() as i32;
+    let body = match media {
+        MediaType::Protobuf => RpcStatus { code, message }.encode_to_vec(),
+        MediaType::Json => serde_json::json!({ "code": code, "message": message })
+            .to_string()
+            .into_bytes(),
+    };
+    let mut response = (status, [(header::CONTENT_TYPE, media.content_type())], body).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}

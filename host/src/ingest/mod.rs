@@ -1,0 +1,192 @@
+//! OTLP ingest, shared by the gRPC and HTTP receivers: decode, convert to
+//! trace fragments, admit to analysis (or refuse whole with a retryable
+//! error), dispatch to shards. Every refusal is counted by reason.
+
+pub mod body;
+pub mod convert;
+pub mod grpc;
+pub mod http;
+
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
+use crate::metrics::{Metrics, ReasonLabel};
+use crate::pipeline::Pipeline;
+use convert::{ConvertLimits, convert};
+
+/// Why a request was refused. Each maps to an HTTP status, a gRPC code and
+/// a metric reason.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("request body is larger than max_payload_size ({limit} bytes)")]
+    PayloadTooLarge { limit: usize },
+    #[error("decompressed request is larger than max_payload_size ({limit} bytes)")]
+    DecompressedTooLarge { limit: usize },
+    #[error("cannot decompress {encoding} body: {detail}")]
+    BadCompression {
+        encoding: &'static str,
+        detail: String,
+    },
+    #[error("unsupported Content-Encoding `{0}` (use gzip, deflate or none)")]
+    UnsupportedEncoding(String),
+    #[error("unsupported Content-Type `{0}` (use application/x-protobuf or application/json)")]
+    UnsupportedMediaType(String),
+    #[error("invalid protobuf: {0}")]
+    MalformedProtobuf(String),
+    #[error("invalid UTF-8 in a string field: {0}")]
+    InvalidUtf8(String),
+    #[error("invalid OTLP JSON: {0}")]
+    MalformedJson(String),
+    #[error("every span had an invalid trace or span id ({0} spans)")]
+    AllSpansInvalid(usize),
+    #[error("analysis is behind; retry later")]
+    Backpressure,
+    #[error("the daemon is shutting down; retry against another instance")]
+    ShuttingDown,
+}
+
+impl IngestError {
+    /// The `reason` label of `perf_sentinel_otlp_rejected_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            IngestError::PayloadTooLarge { .. } => "payload_too_large",
+            IngestError::DecompressedTooLarge { .. } => "decompressed_too_large",
+            IngestError::BadCompression { .. } => "bad_compression",
+            IngestError::UnsupportedEncoding(_) => "unsupported_encoding",
+            IngestError::UnsupportedMediaType(_) => "unsupported_media_type",
+            IngestError::MalformedProtobuf(_) => "malformed_protobuf",
+            IngestError::InvalidUtf8(_) => "invalid_utf8",
+            IngestError::MalformedJson(_) => "malformed_json",
+            IngestError::AllSpansInvalid(_) => "invalid_id",
+            IngestError::Backpressure => "backpressure",
+            IngestError::ShuttingDown => "shutting_down",
+        }
+    }
+
+    /// HTTP status for the OTLP/HTTP receiver.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            IngestError::PayloadTooLarge { .. } | IngestError::DecompressedTooLarge { .. } => 413,
+            IngestError::UnsupportedMediaType(_) | IngestError::UnsupportedEncoding(_) => 415,
+            IngestError::Backpressure | IngestError::ShuttingDown => 503,
+            _ => 400,
+        }
+    }
+
+    /// gRPC status code for the OTLP/gRPC receiver.
+    pub fn grpc_code(&self) -> tonic::Code {
+        match self {
+            IngestError::PayloadTooLarge { .. } | IngestError::DecompressedTooLarge { .. } => {
+                tonic::Code::ResourceExhausted
+            }
+            IngestError::UnsupportedEncoding(_) => tonic::Code::Unimplemented,
+            IngestError::Backpressure | IngestError::ShuttingDown => tonic::Code::Unavailable,
+            _ => tonic::Code::InvalidArgument,
+        }
+    }
+}
+
+/// What an accepted request reports back (OTLP partial success).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub accepted_spans: usize,
+    pub rejected_spans: usize,
+    pub message: String,
+}
+
+/// Decodes a protobuf `ExportTraceServiceRequest`, telling invalid UTF-8
+/// apart from other malformed input.
+pub fn decode_protobuf(bytes: &[u8]) -> Result<ExportTraceServiceRequest, IngestError> {
+    use prost::Message;
+    ExportTraceServiceRequest::decode(bytes).map_err(|e| {
+        let msg = e.to_string();
+        if msg.contains("UTF-8") {
+            IngestError::InvalidUtf8(msg)
+        } else {
+            IngestError::MalformedProtobuf(msg)
+        }
+    })
+}
+
+/// Decodes an OTLP/JSON `ExportTraceServiceRequest` (hex ids, int64 as
+/// strings or numbers, enums as integers).
+pub fn decode_json(bytes: &[u8]) -> Result<ExportTraceServiceRequest, IngestError> {
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(IngestError::InvalidUtf8(e.to_string()));
+    }
+    serde_json::from_slice(bytes).map_err(|e| IngestError::MalformedJson(e.to_string()))
+}
+
+/// The entry point both receivers call once a request is decoded.
+pub struct Ingestor {
+    pipeline: Arc<Pipeline>,
+    metrics: Arc<Metrics>,
+    limits: ConvertLimits,
+    pub max_payload_size: usize,
+}
+
+impl Ingestor {
+    /// Ingest into `pipeline`.
+    pub fn new(pipeline: Arc<Pipeline>, metrics: Arc<Metrics>, max_payload_size: usize) -> Self {
+        Self {
+            pipeline,
+            metrics,
+            limits: ConvertLimits::default(),
+            max_payload_size,
+        }
+    }
+
+    /// The metrics, for receivers counting their own refusals.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Counts a refusal and passes it on.
+    pub fn refused(&self, e: IngestError) -> IngestError {
+        self.metrics.reject(e.reason());
+        if let IngestError::Backpressure = e {
+            self.metrics.shed_batches.inc();
+        }
+        e
+    }
+
+    /// Converts, admits and dispatches one decoded request.
+    pub fn ingest(&self, request: &ExportTraceServiceRequest) -> Result<Accepted, IngestError> {
+        let converted = convert(request, self.pipeline.shard_count(), &self.limits);
+        let invalid = converted.rejected_invalid_id;
+        if converted.accepted == 0 && invalid > 0 {
+            return Err(self.refused(IngestError::AllSpansInvalid(invalid)));
+        }
+        if converted.accepted > 0 {
+            if !self.pipeline.admission.try_admit(converted.accepted) {
+                self.metrics.shed_spans.inc_by(converted.accepted as u64);
+                return Err(self.refused(IngestError::Backpressure));
+            }
+            self.metrics.spans_received.inc_by(converted.accepted as u64);
+            self.pipeline.dispatch(converted.shards);
+        }
+        if invalid > 0 {
+            self.metrics
+                .spans_rejected
+                .get_or_create(&ReasonLabel {
+                    reason: "invalid_id",
+                })
+                .inc_by(invalid as u64);
+        }
+        if converted.truncated_strings > 0 {
+            self.metrics
+                .strings_truncated
+                .inc_by(converted.truncated_strings as u64);
+        }
+        Ok(Accepted {
+            accepted_spans: converted.accepted,
+            rejected_spans: invalid,
+            message: if invalid > 0 {
+                format!("{invalid} spans refused: invalid trace or span id")
+            } else {
+                String::new()
+            },
+        })
+    }
+}

@@ -1,0 +1,185 @@
+//! Every counter and gauge the daemon exports on `/metrics`, registered once
+//! in a prometheus-client registry and shared by all tasks through an `Arc`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FindingLabels {
+    #[prometheus(flatten)]
+    pub kind: TypeLabel,
+    pub severity: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeLabel {
+    pub r#type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DetectorLabel {
+    pub detector: String,
+}
+
+/// The daemon's metrics.
+pub struct Metrics {
+    registry: Registry,
+    pub spans_received: Counter,
+    pub spans_analyzed: Counter,
+    pub spans_rejected: Family<ReasonLabel, Counter>,
+    pub spans_dropped: Family<ReasonLabel, Counter>,
+    pub late_spans: Counter,
+    pub strings_truncated: Counter,
+    pub traces_analyzed: Family<ReasonLabel, Counter>,
+    pub active_traces: Gauge,
+    pub otlp_rejected: Family<ReasonLabel, Counter>,
+    pub shed_batches: Counter,
+    pub shed_spans: Counter,
+    pub queue_depth: Gauge,
+    pub queue_capacity: Gauge,
+    pub findings: Family<FindingLabels, Counter>,
+    pub findings_stdout_dropped: Counter,
+    pub detector_errors: Family<DetectorLabel, Counter>,
+    pub detectors_quarantined: Gauge,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("perf_sentinel");
+        let m = Self {
+            spans_received: Counter::default(),
+            spans_analyzed: Counter::default(),
+            spans_rejected: Family::default(),
+            spans_dropped: Family::default(),
+            late_spans: Counter::default(),
+            strings_truncated: Counter::default(),
+            traces_analyzed: Family::default(),
+            active_traces: Gauge::default(),
+            otlp_rejected: Family::default(),
+            shed_batches: Counter::default(),
+            shed_spans: Counter::default(),
+            queue_depth: Gauge::default(),
+            queue_capacity: Gauge::default(),
+            findings: Family::default(),
+            findings_stdout_dropped: Counter::default(),
+            detector_errors: Family::default(),
+            detectors_quarantined: Gauge::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "spans_received",
+            "Spans accepted from OTLP exporters (answered OK)",
+            m.spans_received.clone(),
+        );
+        r.register(
+            "spans_analyzed",
+            "Spans that went through the detectors",
+            m.spans_analyzed.clone(),
+        );
+        r.register(
+            "spans_rejected",
+            "Spans refused inside an accepted request (partial success), by reason",
+            m.spans_rejected.clone(),
+        );
+        r.register(
+            "spans_dropped",
+            "Accepted spans not analyzed, by reason (over max_events_per_trace)",
+            m.spans_dropped.clone(),
+        );
+        r.register(
+            "late_spans",
+            "Spans that arrived after their trace was analyzed (analyzed again as a new fragment)",
+            m.late_spans.clone(),
+        );
+        r.register(
+            "strings_truncated",
+            "Span strings cut to their size cap",
+            m.strings_truncated.clone(),
+        );
+        r.register(
+            "traces_analyzed",
+            "Traces analyzed, by why they left the window",
+            m.traces_analyzed.clone(),
+        );
+        r.register(
+            "active_traces",
+            "Traces held in the window, waiting to complete",
+            m.active_traces.clone(),
+        );
+        r.register(
+            "otlp_rejected",
+            "OTLP requests refused, by reason",
+            m.otlp_rejected.clone(),
+        );
+        r.register(
+            "analysis_shed_batches",
+            "Requests refused with 503/UNAVAILABLE because analysis was behind",
+            m.shed_batches.clone(),
+        );
+        r.register(
+            "analysis_shed_spans",
+            "Spans in requests refused because analysis was behind",
+            m.shed_spans.clone(),
+        );
+        r.register(
+            "analysis_queue_depth",
+            "Spans accepted and waiting for their shard",
+            m.queue_depth.clone(),
+        );
+        r.register(
+            "analysis_queue_capacity",
+            "Spans that may wait for analysis before requests are refused",
+            m.queue_capacity.clone(),
+        );
+        r.register(
+            "findings",
+            "Findings reported, by type and severity",
+            m.findings.clone(),
+        );
+        r.register(
+            "findings_stdout_dropped",
+            "Findings not printed because stdout could not keep up (still stored and counted)",
+            m.findings_stdout_dropped.clone(),
+        );
+        r.register(
+            "detector_errors",
+            "Detector failures (errors and caught panics), by detector",
+            m.detector_errors.clone(),
+        );
+        r.register(
+            "detectors_quarantined",
+            "Detectors stopped after failing repeatedly",
+            m.detectors_quarantined.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    /// Counts a refused request.
+    pub fn reject(&self, reason: &'static str) {
+        self.otlp_rejected.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(8192);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

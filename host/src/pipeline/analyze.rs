@@ -1,0 +1,252 @@
+//! Analysis of one closed trace: normalize every span once, build the
+//! borrowed [`TraceView`] and its indexes once, run every detector over it,
+//! and stamp the findings.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use abi_stable::std_types::{ROption, RSlice};
+use detector_api::{
+    Attribute, CodeLocation, Finding, IoKind, NO_PARENT, RVec, SpanId, SpanView, TraceIndex,
+    TraceView,
+};
+use xxhash_rust::xxh3::Xxh3;
+
+use super::detectors::ActiveDetector;
+use crate::findings::{FindingRecord, Stamp};
+use crate::metrics::Metrics;
+use crate::model::TraceFragment;
+use crate::normalize::{normalize_http, normalize_sql};
+
+/// Template and parameter facts of one span.
+#[derive(Clone, Copy, Default)]
+struct Norm {
+    template: (u32, u32),
+    params_hash: u64,
+    param_count: u32,
+}
+
+/// Normalizes one span's target into `templates`.
+fn normalize_span(
+    kind: IoKind,
+    target: &str,
+    method: &str,
+    route: &str,
+    messaging_system: &str,
+    templates: &mut String,
+    params: &mut Vec<Range<usize>>,
+) -> Norm {
+    params.clear();
+    let start = templates.len();
+    let source = match kind {
+        IoKind::Sql => {
+            normalize_sql(target, templates, params);
+            target
+        }
+        IoKind::Http => {
+            // An inbound span's route is already a template; prefer it.
+            let url = if route.is_empty() { target } else { route };
+            normalize_http(method, url, templates, params);
+            url
+        }
+        IoKind::Messaging => {
+            templates.push_str(messaging_system);
+            templates.push(' ');
+            templates.push_str(target);
+            target
+        }
+        IoKind::Rpc => {
+            templates.push_str(target);
+            target
+        }
+        IoKind::Other => target,
+    };
+    let mut hasher = Xxh3::new();
+    for r in params.iter() {
+        hasher.update(source.get(r.clone()).unwrap_or("").as_bytes());
+        hasher.update(&[0xff]);
+    }
+    Norm {
+        template: (start as u32, templates.len() as u32),
+        params_hash: if params.is_empty() {
+            0
+        } else {
+            hasher.digest()
+        },
+        param_count: params.len() as u32,
+    }
+}
+
+/// One shard's analysis state: its detectors and reusable scratch buffers.
+pub struct Analyzer {
+    detectors: Vec<ActiveDetector>,
+    stamp: Stamp,
+    templates: String,
+    params: Vec<Range<usize>>,
+    norms: Vec<Norm>,
+    parents: HashMap<SpanId, u32>,
+    findings: RVec<Finding>,
+}
+
+impl Analyzer {
+    /// An analyzer running `detectors`, stamping findings with `stamp`.
+    pub fn new(detectors: Vec<ActiveDetector>, stamp: Stamp) -> Self {
+        Self {
+            detectors,
+            stamp,
+            templates: String::new(),
+            params: Vec::new(),
+            norms: Vec::new(),
+            parents: HashMap::new(),
+            findings: RVec::new(),
+        }
+    }
+
+    /// Analyzes one trace; returns its findings, sorted on a stable key.
+    pub fn analyze(&mut self, frag: &TraceFragment, metrics: &Metrics) -> Vec<FindingRecord> {
+        let arena = &frag.arena;
+        self.templates.clear();
+        self.norms.clear();
+        self.parents.clear();
+        for (i, s) in frag.spans.iter().enumerate() {
+            self.parents.insert(s.span_id, i as u32);
+            let norm = normalize_span(
+                s.kind.0,
+                arena.get(s.target),
+                arena.get(s.http_method),
+                arena.get(s.http_route),
+                arena.get(s.messaging_system),
+                &mut self.templates,
+                &mut self.params,
+            );
+            self.norms.push(norm);
+        }
+
+        let attrs: Vec<Attribute<'_>> = frag
+            .attrs
+            .iter()
+            .map(|a| Attribute {
+                key: arena.get(a.key).into(),
+                value: arena.get(a.value).into(),
+            })
+            .collect();
+        let templates = self.templates.as_str();
+        let spans: Vec<SpanView<'_>> = frag
+            .spans
+            .iter()
+            .zip(&self.norms)
+            .map(|(s, n)| {
+                let parent = if s.parent_id.is_zero() {
+                    NO_PARENT
+                } else {
+                    self.parents.get(&s.parent_id).copied().unwrap_or(NO_PARENT)
+                };
+                let a = s.attrs_start as usize;
+                let span_attrs = attrs.get(a..a + s.attrs_len as usize).unwrap_or(&[]);
+                SpanView {
+                    span_id: s.span_id,
+                    parent,
+                    service: arena.get(s.service).into(),
+                    name: arena.get(s.name).into(),
+                    kind: s.kind.0,
+                    span_kind: s.span_kind.0,
+                    is_error: s.is_error,
+                    http_status: s.http_status,
+                    start_ns: s.start_ns,
+                    duration_ns: s.duration_ns,
+                    target: arena.get(s.target).into(),
+                    template: templates
+                        .get(n.template.0 as usize..n.template.1 as usize)
+                        .unwrap_or("")
+                        .into(),
+                    params_hash: n.params_hash,
+                    param_count: n.param_count,
+                    db_system: arena.get(s.db_system).into(),
+                    http_method: arena.get(s.http_method).into(),
+                    http_route: arena.get(s.http_route).into(),
+                    peer_service: arena.get(s.peer_service).into(),
+                    messaging_system: arena.get(s.messaging_system).into(),
+                    messaging_destination: arena.get(s.messaging_destination).into(),
+                    response_bytes: s.response_bytes.map_or(ROption::RNone, ROption::RSome),
+                    code: CodeLocation {
+                        function: arena.get(s.code_function).into(),
+                        filepath: arena.get(s.code_filepath).into(),
+                        namespace: arena.get(s.code_namespace).into(),
+                        lineno: s.code_lineno,
+                    },
+                    attributes: RSlice::from_slice(span_attrs),
+                }
+            })
+            .collect();
+        let index = TraceIndex::build(&spans);
+        let view = TraceView::new(frag.trace_id, &spans, &index);
+
+        let mut records = Vec::new();
+        for d in &mut self.detectors {
+            self.findings.clear();
+            d.detect(&view, &mut self.findings, metrics);
+            for f in self.findings.drain(..) {
+                records.push(FindingRecord::new(f, &d.spec.origin, &self.stamp, &view));
+            }
+        }
+        records.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        records
+    }
+
+    /// Asks every detector to report what it accumulated across traces.
+    pub fn flush(&mut self, now_ns: u64, metrics: &Metrics) -> Vec<FindingRecord> {
+        let mut records = Vec::new();
+        for d in &mut self.detectors {
+            self.findings.clear();
+            d.flush(now_ns, &mut self.findings, metrics);
+            for f in self.findings.drain(..) {
+                records.push(FindingRecord::without_trace(f, &d.spec.origin, &self.stamp));
+            }
+        }
+        records
+    }
+
+    /// The detectors, for status reporting.
+    pub fn detector_ids(&self) -> impl Iterator<Item = &str> {
+        self.detectors.iter().map(|d| d.spec.id.as_str())
+    }
+}
+
+/// Shared handle to the origin label of a detector.
+pub type Origin = Arc<str>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(kind: IoKind, target: &str, method: &str, route: &str) -> (String, Norm) {
+        let mut t = String::new();
+        let mut p = Vec::new();
+        let n = normalize_span(kind, target, method, route, "kafka", &mut t, &mut p);
+        (t, n)
+    }
+
+    #[test]
+    fn same_statement_shape_same_template_params_decide_the_hash() {
+        let (t1, a) = norm(IoKind::Sql, "SELECT * FROM t WHERE id = 1", "", "");
+        let (t2, b) = norm(IoKind::Sql, "SELECT * FROM t WHERE id = 2", "", "");
+        let (_, c) = norm(IoKind::Sql, "SELECT * FROM t WHERE id = 1", "", "");
+        assert_eq!(t1, "SELECT * FROM t WHERE id = ?");
+        assert_eq!(t1, t2);
+        assert_ne!(a.params_hash, b.params_hash);
+        assert_eq!(a.params_hash, c.params_hash);
+        assert_eq!(a.param_count, 1);
+    }
+
+    #[test]
+    fn http_prefers_the_route_and_messaging_names_the_destination() {
+        let (t, _) = norm(IoKind::Http, "/orders/42", "GET", "/orders/{id}");
+        assert_eq!(t, "GET /orders/{id}");
+        let (t, n) = norm(IoKind::Http, "http://api:8080/users/7?x=1", "get", "");
+        assert_eq!(t, "GET api:8080/users/{id}");
+        assert_eq!(n.param_count, 2);
+        let (t, _) = norm(IoKind::Messaging, "orders", "", "");
+        assert_eq!(t, "kafka orders");
+    }
+}

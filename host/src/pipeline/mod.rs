@@ -1,0 +1,134 @@
+//! The analysis pipeline: shards (one thread each, one per core by default)
+//! fed by hash of trace id, the admission bound shared by the receivers, and
+//! the findings sink they publish to.
+
+pub mod analyze;
+pub mod detectors;
+pub mod queue;
+pub mod shard;
+
+use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{Sender, channel};
+use std::thread::JoinHandle;
+
+use crate::findings::{FindingsSink, Stamp};
+use crate::metrics::Metrics;
+use crate::model::TraceFragment;
+use crate::window::{TraceWindow, WindowLimits};
+use analyze::Analyzer;
+use detectors::{ActiveDetector, DetectorSpec};
+use queue::{Admission, ShardMsg};
+use shard::Shard;
+
+/// Handles to the running shards.
+pub struct Pipeline {
+    senders: Vec<Sender<ShardMsg>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    pub admission: Arc<Admission>,
+}
+
+/// What building the pipeline needs.
+pub struct PipelineSettings {
+    pub shards: usize,
+    pub limits: WindowLimits,
+    pub queue_capacity: usize,
+    pub stamp: Stamp,
+}
+
+/// Why the pipeline could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("detector `{id}` refused its configuration: {source}")]
+    Build {
+        id: String,
+        source: detector_api::BuildError,
+    },
+    #[error("cannot start analysis thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+impl Pipeline {
+    /// Starts `settings.shards` shard threads, each with its own instance of
+    /// every detector in `specs`.
+    pub fn start(
+        settings: PipelineSettings,
+        specs: &[Arc<DetectorSpec>],
+        metrics: Arc<Metrics>,
+        sink: &FindingsSink,
+    ) -> Result<Self, PipelineError> {
+        let admission = Arc::new(Admission::new(settings.queue_capacity, metrics.clone()));
+        let shards = settings.shards.max(1);
+        let per_shard = WindowLimits {
+            max_traces: settings.limits.max_traces.div_ceil(shards).max(1),
+            remembered: settings.limits.remembered.div_ceil(shards),
+            ..settings.limits
+        };
+        let mut senders = Vec::with_capacity(shards);
+        let mut threads = Vec::with_capacity(shards);
+        for i in 0..shards {
+            let detectors = specs
+                .iter()
+                .map(|s| {
+                    ActiveDetector::build(s.clone()).map_err(|source| PipelineError::Build {
+                        id: s.id.clone(),
+                        source,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let (tx, rx) = channel();
+            let shard = Shard {
+                window: TraceWindow::new(per_shard),
+                analyzer: Analyzer::new(detectors, settings.stamp.clone()),
+                rx,
+                admission: admission.clone(),
+                metrics: metrics.clone(),
+                sink: sink.clone(),
+            };
+            let handle = std::thread::Builder::new()
+                .name(format!("shard-{i}"))
+                .spawn(move || shard.run())?;
+            senders.push(tx);
+            threads.push(handle);
+        }
+        Ok(Self {
+            senders,
+            threads: Mutex::new(threads),
+            admission,
+        })
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.senders.len()
+    }
+
+    /// Hands admitted fragments to their shards: `per_shard[i]` goes to
+    /// shard `i`.
+    pub fn dispatch(&self, per_shard: Vec<Vec<TraceFragment>>) {
+        for (tx, fragments) in self.senders.iter().zip(per_shard) {
+            if fragments.is_empty() {
+                continue;
+            }
+            let spans = fragments.iter().map(|f| f.spans.len()).sum();
+            if let Err(e) = tx.send(ShardMsg::Batch { fragments, spans }) {
+                // Only after shutdown: the shard is gone, give the room back.
+                if let ShardMsg::Batch { spans, .. } = e.0 {
+                    self.admission.release(spans);
+                }
+            }
+        }
+    }
+
+    /// Tells every shard to analyze what it holds and stop, and waits.
+    pub fn shutdown(&self) {
+        for tx in &self.senders {
+            let _ = tx.send(ShardMsg::Shutdown);
+        }
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
+            if t.join().is_err() {
+                tracing::error!("an analysis shard panicked during shutdown");
+            }
+        }
+    }
+}

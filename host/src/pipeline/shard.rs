@@ -1,0 +1,122 @@
+//! One analysis shard: a thread that owns a [`TraceWindow`] and an
+//! [`Analyzer`], takes batches from its queue, closes traces on time and
+//! publishes their findings. No lock is shared with other shards.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::analyze::Analyzer;
+use super::queue::{Admission, ShardMsg};
+use crate::findings::FindingsSink;
+use crate::metrics::{Metrics, ReasonLabel};
+use crate::window::{ClosedTrace, TraceWindow};
+
+/// How often a shard wakes without traffic: flush tick for cross-trace
+/// detectors, and an upper bound on timer lateness.
+const TICK: Duration = Duration::from_millis(250);
+/// How often cross-trace detectors are flushed.
+const FLUSH_EVERY: Duration = Duration::from_secs(10);
+
+/// The parts a shard thread owns.
+pub struct Shard {
+    pub window: TraceWindow,
+    pub analyzer: Analyzer,
+    pub rx: Receiver<ShardMsg>,
+    pub admission: Arc<Admission>,
+    pub metrics: Arc<Metrics>,
+    pub sink: FindingsSink,
+}
+
+fn wall_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl Shard {
+    /// Runs until told to shut down (or every sender is gone), then analyzes
+    /// everything it holds.
+    pub fn run(mut self) {
+        let mut closed = Vec::new();
+        let mut last_flush = Instant::now();
+        loop {
+            let now = Instant::now();
+            let wait = self
+                .window
+                .next_deadline()
+                .map_or(TICK, |d| d.saturating_duration_since(now).min(TICK));
+            match self.rx.recv_timeout(wait) {
+                Ok(ShardMsg::Batch { fragments, spans }) => {
+                    self.take(fragments, &mut closed);
+                    self.admission.release(spans);
+                }
+                Ok(ShardMsg::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            self.window.expire(Instant::now(), &mut closed);
+            self.analyze_all(&mut closed);
+            if last_flush.elapsed() >= FLUSH_EVERY {
+                last_flush = Instant::now();
+                self.flush();
+            }
+        }
+        // Batches still queued were answered OK: analyze them too.
+        while let Ok(msg) = self.rx.try_recv() {
+            if let ShardMsg::Batch { fragments, spans } = msg {
+                self.take(fragments, &mut closed);
+                self.admission.release(spans);
+                self.analyze_all(&mut closed);
+            }
+        }
+        self.window.drain(&mut closed);
+        self.analyze_all(&mut closed);
+        self.flush();
+    }
+
+    fn take(&mut self, fragments: Vec<crate::model::TraceFragment>, closed: &mut Vec<ClosedTrace>) {
+        let now = Instant::now();
+        for f in fragments {
+            let stats = self.window.insert(f, now, closed);
+            if stats.new_traces > 0 {
+                self.metrics.active_traces.inc();
+            }
+            if stats.dropped_over_cap > 0 {
+                self.metrics
+                    .spans_dropped
+                    .get_or_create(&ReasonLabel {
+                        reason: "max_events_per_trace",
+                    })
+                    .inc_by(stats.dropped_over_cap as u64);
+            }
+            if stats.late > 0 {
+                self.metrics.late_spans.inc_by(stats.late as u64);
+            }
+            // Evicted traces are analyzed right away so the window never
+            // holds more than its bound.
+            self.analyze_all(closed);
+        }
+    }
+
+    fn analyze_all(&mut self, closed: &mut Vec<ClosedTrace>) {
+        for c in closed.drain(..) {
+            self.metrics.active_traces.dec();
+            let records = self.analyzer.analyze(&c.fragment, &self.metrics);
+            self.metrics
+                .spans_analyzed
+                .inc_by(c.fragment.spans.len() as u64);
+            self.metrics
+                .traces_analyzed
+                .get_or_create(&ReasonLabel {
+                    reason: c.reason.as_str(),
+                })
+                .inc();
+            self.sink.publish(records);
+        }
+    }
+
+    fn flush(&mut self) {
+        let records = self.analyzer.flush(wall_ns(), &self.metrics);
+        self.sink.publish(records);
+    }
+}
