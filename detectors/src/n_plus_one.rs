@@ -21,8 +21,17 @@ pub struct NPlusOneConfig {
     pub min_occurrences: u32,
     /// The window the calls must fit in, in milliseconds (default 500).
     pub window_duration_ms: u64,
-    /// Occurrences from which the finding is critical (default 10).
-    pub critical_occurrences: u32,
+    /// Occurrences from which the finding is critical (default: 10, or
+    /// `min_occurrences` when that is higher).
+    pub critical_occurrences: Option<u32>,
+}
+
+impl NPlusOneConfig {
+    /// The critical threshold in force.
+    pub fn critical(&self) -> u32 {
+        self.critical_occurrences
+            .unwrap_or(self.min_occurrences.max(10))
+    }
 }
 
 impl Default for NPlusOneConfig {
@@ -30,7 +39,7 @@ impl Default for NPlusOneConfig {
         Self {
             min_occurrences: 5,
             window_duration_ms: 500,
-            critical_occurrences: 10,
+            critical_occurrences: None,
         }
     }
 }
@@ -52,12 +61,13 @@ impl DetectorConfig for NPlusOneConfig {
                 ),
             ));
         }
-        if self.critical_occurrences < self.min_occurrences {
+        if self.critical() < self.min_occurrences {
             return Err(BuildError::invalid(
                 "critical_occurrences",
                 format!(
                     "must be at least min_occurrences ({}), got {}",
-                    self.min_occurrences, self.critical_occurrences
+                    self.min_occurrences,
+                    self.critical()
                 ),
             ));
         }
@@ -159,7 +169,7 @@ impl NPlusOne {
         let spans = trace.spans();
         let first = &spans[group[0] as usize];
         let occurrences = group.len() as u32;
-        let severity = if occurrences >= self.config.critical_occurrences {
+        let severity = if occurrences >= self.config.critical() {
             Severity::Critical
         } else {
             Severity::Warning

@@ -83,7 +83,10 @@ fn main() -> ExitCode {
                     .source
                     .as_ref()
                     .map_or("built-in defaults".to_owned(), |p| p.display().to_string());
-                println!("configuration OK ({origin}); {} detectors enabled", specs.len());
+                println!(
+                    "configuration OK ({origin}); {} detectors enabled",
+                    specs.len()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -164,7 +167,11 @@ fn list_detectors(config: &Config) -> ExitCode {
         }
     };
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{:<24} {:<8} {:<8} DESCRIPTION", "ID", "ENABLED", "ORIGIN");
+    let _ = writeln!(
+        out,
+        "{:<24} {:<8} {:<8} DESCRIPTION",
+        "ID", "ENABLED", "ORIGIN"
+    );
     for p in plans {
         let description = refs
             .iter()

@@ -3,8 +3,8 @@
 use abi_stable::std_types::{ROption, RSlice, RVec};
 
 use crate::{
-    Attribute, CodeLocation, Detector, DetectorError, Finding, IoKind, NO_PARENT, SpanId,
-    SpanKind, SpanView, TraceId, TraceIndex, TraceView,
+    Attribute, CodeLocation, Detector, DetectorError, Finding, IoKind, NO_PARENT, SpanId, SpanKind,
+    SpanView, TraceId, TraceIndex, TraceView,
 };
 
 /// Time origin of built traces: 2023-11-14T22:13:20Z, in nanoseconds.

@@ -102,9 +102,8 @@ pub fn check_conformance(factory: &dyn DetectorFactory) -> Result<(), String> {
                 match (fa, fb) {
                     (Ok(fa), Ok(fb)) => {
                         if fa != fb {
-                            problems.push(format!(
-                                "`{id}` gave different findings for the same trace"
-                            ));
+                            problems
+                                .push(format!("`{id}` gave different findings for the same trace"));
                         }
                         check_findings(id, &trace, &fa, &mut problems);
                     }

@@ -22,7 +22,9 @@ fn sql_loop(calls: &[(u64, &str)]) -> TraceBuilder {
 }
 
 fn distinct(n: u64, step_ms: u64) -> Vec<(u64, String)> {
-    (0..n).map(|i| (10 + i * step_ms, format!("p{i}"))).collect()
+    (0..n)
+        .map(|i| (10 + i * step_ms, format!("p{i}")))
+        .collect()
 }
 
 fn as_refs(v: &[(u64, String)]) -> Vec<(u64, &str)> {
@@ -67,7 +69,10 @@ fn ten_occurrences_are_critical_nine_are_a_warning() {
 fn the_window_edge_is_inclusive() {
     // Five starts spanning exactly 500 ms fit the window.
     let on_edge = distinct(5, 125);
-    assert_eq!(run(&NPlusOneSql, "", &sql_loop(&as_refs(&on_edge))).len(), 1);
+    assert_eq!(
+        run(&NPlusOneSql, "", &sql_loop(&as_refs(&on_edge))).len(),
+        1
+    );
     // One millisecond more and no 500 ms window holds five of them.
     let mut past = distinct(5, 125);
     past[4].0 += 1;
@@ -98,10 +103,14 @@ fn different_templates_and_services_are_separate_groups() {
     let mut t = TraceBuilder::new();
     let root = t.root(SpanSpec::server("GET", "/a").at_us(0, 100_000));
     for i in 0..3u64 {
-        t.child(root, SpanSpec::sql(Q, &format!("a{i}")).at_us(i * 1000, 100));
         t.child(
             root,
-            SpanSpec::sql("SELECT * FROM users WHERE id = ?", &format!("b{i}")).at_us(i * 1000, 100),
+            SpanSpec::sql(Q, &format!("a{i}")).at_us(i * 1000, 100),
+        );
+        t.child(
+            root,
+            SpanSpec::sql("SELECT * FROM users WHERE id = ?", &format!("b{i}"))
+                .at_us(i * 1000, 100),
         );
     }
     for i in 0..3u64 {
@@ -169,6 +178,26 @@ fn configuration_changes_thresholds() {
         )
         .len(),
         1
+    );
+}
+
+#[test]
+fn a_high_minimum_raises_the_default_critical_threshold() {
+    let twelve = distinct(12, 5);
+    let f = run(
+        &NPlusOneSql,
+        "min_occurrences = 12",
+        &sql_loop(&as_refs(&twelve)),
+    );
+    assert_eq!(f[0].severity, Severity::Critical);
+    let eleven = distinct(11, 5);
+    assert!(
+        run(
+            &NPlusOneSql,
+            "min_occurrences = 12",
+            &sql_loop(&as_refs(&eleven))
+        )
+        .is_empty()
     );
 }
 

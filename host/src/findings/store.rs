@@ -60,7 +60,10 @@ impl FindingsStore {
             .rev()
             .filter(|r| {
                 let f = &r.finding;
-                filter.service.as_deref().is_none_or(|s| f.service.as_str() == s)
+                filter
+                    .service
+                    .as_deref()
+                    .is_none_or(|s| f.service.as_str() == s)
                     && filter.kind.as_deref().is_none_or(|k| f.kind.as_str() == k)
                     && filter.severity.is_none_or(|s| f.severity == s)
                     && filter

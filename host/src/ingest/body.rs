@@ -16,7 +16,12 @@ impl MediaType {
     /// Parses a `Content-Type` header (parameters such as `charset` ignored).
     pub fn from_content_type(value: Option<&str>) -> Result<Self, IngestError> {
         let raw = value.unwrap_or("");
-        let essence = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = raw
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match essence.as_str() {
             "application/x-protobuf" | "application/protobuf" => Ok(MediaType::Protobuf),
             "application/json" => Ok(MediaType::Json),
@@ -104,7 +109,10 @@ mod tests {
     #[test]
     fn gzip_round_trip_and_bomb_stops_at_the_cap() {
         let body = gzip(b"hello hello hello");
-        assert_eq!(&decompress(Some("gzip"), body, 100).unwrap()[..], b"hello hello hello");
+        assert_eq!(
+            &decompress(Some("gzip"), body, 100).unwrap()[..],
+            b"hello hello hello"
+        );
         let bomb = gzip(&vec![0u8; 10 * 1024 * 1024]);
         assert!(bomb.len() < 20 * 1024);
         assert!(matches!(

@@ -102,8 +102,15 @@ pub fn convert(
                 };
                 last = Some((trace_id, shard, idx));
                 let frag = &mut out.shards[shard][idx];
-                out.truncated_strings +=
-                    push_span(frag, span, span_id, parent_id, service, resource_attrs, limits);
+                out.truncated_strings += push_span(
+                    frag,
+                    span,
+                    span_id,
+                    parent_id,
+                    service,
+                    resource_attrs,
+                    limits,
+                );
                 out.accepted += 1;
             }
         }

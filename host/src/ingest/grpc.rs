@@ -137,8 +137,12 @@ where
                 .accept_compressed(CompressionEncoding::Deflate)
                 .max_decoding_message_size(limit);
             let mut response = grpc.unary(Export(ingestor.clone()), req).await;
-            Ok(account_for_transport_refusals(&ingestor, &mut response, limit))
-                .map(|()| response)
+            Ok(account_for_transport_refusals(
+                &ingestor,
+                &mut response,
+                limit,
+            ))
+            .map(|()| response)
         })
     }
 }

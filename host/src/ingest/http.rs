@@ -32,7 +32,11 @@ pub async fn export_traces(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let header_str = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let header_str = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     // Answer errors in the format the client speaks; protobuf when unknown.
     let media = MediaType::from_content_type(header_str(header::CONTENT_TYPE));
     let reply_as = *media.as_ref().unwrap_or(&MediaType::Protobuf);
@@ -93,7 +97,8 @@ fn error_response(media: MediaType, e: &IngestError) -> Response {
             .to_string()
             .into_bytes(),
     };
-    let mut response = (status, [(header::CONTENT_TYPE, media.content_type())], body).into_response();
+    let mut response =
+        (status, [(header::CONTENT_TYPE, media.content_type())], body).into_response();
     if status == StatusCode::SERVICE_UNAVAILABLE {
         response
             .headers_mut()

@@ -163,7 +163,9 @@ impl Ingestor {
                 self.metrics.shed_spans.inc_by(converted.accepted as u64);
                 return Err(self.refused(IngestError::Backpressure));
             }
-            self.metrics.spans_received.inc_by(converted.accepted as u64);
+            self.metrics
+                .spans_received
+                .inc_by(converted.accepted as u64);
             self.pipeline.dispatch(converted.shards);
         }
         if invalid > 0 {

@@ -166,7 +166,9 @@ impl Metrics {
 
     /// Counts a refused request.
     pub fn reject(&self, reason: &'static str) {
-        self.otlp_rejected.get_or_create(&ReasonLabel { reason }).inc();
+        self.otlp_rejected
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
     }
 
     /// OpenMetrics text of every metric.

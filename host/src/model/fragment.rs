@@ -193,7 +193,10 @@ mod tests {
         let mut a = frag(&["a", "b"], false);
         assert_eq!(a.absorb(frag(&["c", "d", "e"], true), 3), 2);
         assert_eq!(a.spans.len(), 3);
-        assert!(a.has_root, "the first span of the absorbed fragment was its root");
+        assert!(
+            a.has_root,
+            "the first span of the absorbed fragment was its root"
+        );
         assert_eq!(a.truncate(1), 2);
     }
 }

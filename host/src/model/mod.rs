@@ -5,6 +5,6 @@
 mod arena;
 mod fragment;
 
-pub use arena::{Arena, StrRef};
 pub use arena::floor_char_boundary;
+pub use arena::{Arena, StrRef};
 pub use fragment::{AttrRef, Kind, Role, SpanRecord, TraceFragment};

@@ -7,8 +7,8 @@ pub mod detectors;
 pub mod queue;
 pub mod shard;
 
-use std::sync::{Arc, Mutex};
 use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::findings::{FindingsSink, Stamp};

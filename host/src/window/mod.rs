@@ -112,8 +112,9 @@ impl TraceWindow {
         let id = fragment.trace_id;
         let has_root = match self.traces.to_back(&id) {
             Some(entry) => {
-                stats.dropped_over_cap =
-                    entry.fragment.absorb(fragment, self.limits.max_spans_per_trace);
+                stats.dropped_over_cap = entry
+                    .fragment
+                    .absorb(fragment, self.limits.max_spans_per_trace);
                 entry.last_seen = now;
                 entry.fragment.has_root
             }

@@ -44,7 +44,11 @@ fn a_trace_with_its_root_closes_after_the_settle_delay() {
     let t0 = Instant::now();
     let mut closed = Vec::new();
     w.insert(frag(1, 2, false), t0, &mut closed);
-    w.insert(frag(1, 1, true), t0 + Duration::from_millis(500), &mut closed);
+    w.insert(
+        frag(1, 1, true),
+        t0 + Duration::from_millis(500),
+        &mut closed,
+    );
     w.expire(t0 + Duration::from_millis(2400), &mut closed);
     assert!(closed.is_empty(), "quiet for 1.9 s only");
     assert_eq!(w.next_deadline(), Some(t0 + Duration::from_millis(2500)));
@@ -59,7 +63,11 @@ fn a_span_arriving_restarts_the_settle_delay() {
     let t0 = Instant::now();
     let mut closed = Vec::new();
     w.insert(frag(1, 1, true), t0, &mut closed);
-    w.insert(frag(1, 1, false), t0 + Duration::from_millis(1900), &mut closed);
+    w.insert(
+        frag(1, 1, false),
+        t0 + Duration::from_millis(1900),
+        &mut closed,
+    );
     w.expire(t0 + Duration::from_millis(3000), &mut closed);
     assert!(closed.is_empty());
     w.expire(t0 + Duration::from_millis(3900), &mut closed);
@@ -87,8 +95,16 @@ fn the_least_recently_active_trace_is_evicted_to_analysis() {
         w.insert(frag(t, 1, false), t0, &mut closed);
     }
     // Touch trace 1 so trace 2 becomes the oldest.
-    w.insert(frag(1, 1, false), t0 + Duration::from_millis(1), &mut closed);
-    let stats = w.insert(frag(4, 1, false), t0 + Duration::from_millis(2), &mut closed);
+    w.insert(
+        frag(1, 1, false),
+        t0 + Duration::from_millis(1),
+        &mut closed,
+    );
+    let stats = w.insert(
+        frag(4, 1, false),
+        t0 + Duration::from_millis(2),
+        &mut closed,
+    );
     assert_eq!(stats.new_traces, 1);
     assert_eq!(ids(&closed), [(2, CloseReason::Evicted, 1)]);
     assert_eq!(w.len(), 3);
@@ -99,8 +115,15 @@ fn spans_over_the_cap_are_dropped_and_counted() {
     let mut w = TraceWindow::new(limits());
     let t0 = Instant::now();
     let mut closed = Vec::new();
-    assert_eq!(w.insert(frag(1, 6, true), t0, &mut closed).dropped_over_cap, 2);
-    assert_eq!(w.insert(frag(1, 3, false), t0, &mut closed).dropped_over_cap, 3);
+    assert_eq!(
+        w.insert(frag(1, 6, true), t0, &mut closed).dropped_over_cap,
+        2
+    );
+    assert_eq!(
+        w.insert(frag(1, 3, false), t0, &mut closed)
+            .dropped_over_cap,
+        3
+    );
     w.drain(&mut closed);
     assert_eq!(ids(&closed), [(1, CloseReason::Shutdown, 4)]);
 }

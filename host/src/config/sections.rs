@@ -1,0 +1,229 @@
+//! Readers for the fixed sections (`[daemon]`, `[daemon.ack]`, `[detection]`,
+//! `[thresholds]`, `[plugins]`) and the top level that dispatches to them and
+//! to the detector tables.
+
+use std::path::PathBuf;
+
+use toml::Table;
+
+use super::detectors::DetectorsConfig;
+use super::fields::Section;
+use super::problems::{Origins, Problems};
+use super::{
+    AckConfig, Config, ConfigError, ConfigProblem, DaemonConfig, PluginsConfig, ThresholdsConfig,
+    check_environment, ports_clash,
+};
+
+/// Reads the merged table into a [`Config`], collecting every problem.
+/// `earlier` holds problems found before reading (badly named fragments).
+pub(crate) fn read_config(
+    table: &Table,
+    origins: Origins,
+    source: Option<PathBuf>,
+    earlier: Vec<ConfigProblem>,
+) -> Result<Config, ConfigError> {
+    let mut problems = Problems::new(&origins);
+    problems.list = earlier;
+    let empty = Table::new();
+    let mut top = Section::new("", table, &mut problems);
+    let daemon = top.table("daemon");
+    let detection = top.table("detection");
+    let thresholds = top.table("thresholds");
+    let detector_tables = top.table("detectors");
+    let environments = top.table("environments");
+    let green = top.table("green").cloned().unwrap_or_default();
+    let plugins = top.table("plugins");
+    top.finish();
+
+    let daemon = read_daemon(daemon.unwrap_or(&empty), &mut problems);
+    let detection = read_detection(detection.unwrap_or(&empty), &mut problems);
+    let thresholds = read_thresholds(thresholds.unwrap_or(&empty), &mut problems);
+    let detectors = DetectorsConfig::read(detector_tables, environments, &mut problems);
+    let plugins = read_plugins(plugins.unwrap_or(&empty), &mut problems);
+
+    if !problems.list.is_empty() {
+        return Err(ConfigError::Invalid(problems.list));
+    }
+    Ok(Config {
+        source,
+        daemon,
+        detection,
+        thresholds,
+        detectors,
+        plugins,
+        green,
+        origins,
+    })
+}
+
+fn read_daemon(table: &Table, problems: &mut Problems<'_>) -> DaemonConfig {
+    let d = DaemonConfig::default();
+    let mut s = Section::new("daemon", table, problems);
+    let mut c = DaemonConfig {
+        listen_address: s.ip("listen_address", d.listen_address),
+        listen_port_grpc: s.u16("listen_port_grpc", d.listen_port_grpc, 1..=u16::MAX),
+        listen_port_http: s.u16("listen_port_http", d.listen_port_http, 1..=u16::MAX),
+        environment: s.string("environment", &d.environment, check_environment),
+        trace_ttl_ms: s.u64("trace_ttl_ms", d.trace_ttl_ms, 100..=3_600_000),
+        trace_settle_ms: s.u64("trace_settle_ms", d.trace_settle_ms, 0..=600_000),
+        max_active_traces: s.usize("max_active_traces", d.max_active_traces, 1..=10_000_000),
+        max_events_per_trace: s.usize(
+            "max_events_per_trace",
+            d.max_events_per_trace,
+            1..=1_000_000,
+        ),
+        max_payload_size: s.usize("max_payload_size", d.max_payload_size, 1024..=1 << 30),
+        max_retained_findings: s.usize(
+            "max_retained_findings",
+            d.max_retained_findings,
+            1..=10_000_000,
+        ),
+        analysis_queue_capacity: s.usize(
+            "analysis_queue_capacity",
+            d.analysis_queue_capacity,
+            1..=100_000_000,
+        ),
+        findings_queue_capacity: s.usize(
+            "findings_queue_capacity",
+            d.findings_queue_capacity,
+            1..=1_000_000,
+        ),
+        stdout_queue_capacity: s.usize(
+            "stdout_queue_capacity",
+            d.stdout_queue_capacity,
+            1..=1_000_000,
+        ),
+        analysis_shards: s.usize("analysis_shards", d.analysis_shards, 0..=256),
+        api_enabled: s.bool("api_enabled", d.api_enabled),
+        shutdown_grace_ms: s.u64("shutdown_grace_ms", d.shutdown_grace_ms, 0..=600_000),
+        ack: AckConfig::default(),
+    };
+    if c.listen_port_grpc == c.listen_port_http {
+        s.problem("listen_port_http", ports_clash(c.listen_port_http));
+    }
+    if c.trace_settle_ms > c.trace_ttl_ms {
+        let message = format!(
+            "must not exceed `trace_ttl_ms` ({}), got {}",
+            c.trace_ttl_ms, c.trace_settle_ms
+        );
+        s.problem("trace_settle_ms", message);
+    }
+    if let Some(ack) = s.table("ack") {
+        c.ack = read_ack(ack, s.problems());
+    }
+    s.finish();
+    c
+}
+
+fn read_ack(table: &Table, problems: &mut Problems<'_>) -> AckConfig {
+    let mut s = Section::new("daemon.ack", table, problems);
+    let storage_path = path(&mut s, "storage_path");
+    let toml_path = path(&mut s, "toml_path");
+    let enabled = s.bool_opt("enabled");
+    // Never echo the value: it may be the secret itself.
+    let api_key_env = match s.get("api_key") {
+        None => None,
+        Some(toml::Value::String(v)) => match v.strip_prefix("env:") {
+            Some(var) if is_env_var_name(var) => Some(var.to_owned()),
+            Some(_) => {
+                s.problem("api_key", "`env:` must be followed by an environment variable name (letters, digits and `_`, not starting with a digit)");
+                None
+            }
+            None => {
+                s.problem(
+                    "api_key",
+                    "secrets never live in the config file; write `env:VAR_NAME`",
+                );
+                None
+            }
+        },
+        Some(_) => {
+            s.problem("api_key", "expected a string of the form `env:VAR_NAME`");
+            None
+        }
+    };
+    s.finish();
+    AckConfig {
+        enabled,
+        storage_path,
+        api_key_env,
+        toml_path,
+    }
+}
+
+fn path(s: &mut Section<'_, '_, '_>, key: &'static str) -> Option<PathBuf> {
+    let value = s.string_opt(key)?;
+    if value.is_empty() {
+        s.problem(key, "must not be empty");
+        return None;
+    }
+    Some(PathBuf::from(value))
+}
+
+fn is_env_var_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// `[detection]` keys and their ranges; only the keys the user set are kept,
+/// the detectors own the defaults.
+const DETECTION_KEYS: &[(&str, i64, i64)] = &[
+    ("n_plus_one_min_occurrences", 2, i64::MAX),
+    ("window_duration_ms", 1, 3_600_000),
+    ("slow_query_threshold_ms", 1, i64::MAX),
+    ("slow_query_min_occurrences", 1, i64::MAX),
+    ("max_fanout", 1, i64::MAX),
+    ("chatty_service_min_calls", 1, i64::MAX),
+    ("pool_saturation_concurrent_threshold", 1, i64::MAX),
+    ("serialized_min_sequential", 2, i64::MAX),
+];
+
+fn read_detection(table: &Table, problems: &mut Problems<'_>) -> Table {
+    let mut s = Section::new("detection", table, problems);
+    let mut out = Table::new();
+    for &(key, min, max) in DETECTION_KEYS {
+        if let Some(v) = s.int_opt(key, min..=max) {
+            out.insert(key.to_owned(), toml::Value::Integer(v));
+        }
+    }
+    s.finish();
+    out
+}
+
+fn read_thresholds(table: &Table, problems: &mut Problems<'_>) -> ThresholdsConfig {
+    let d = ThresholdsConfig::default();
+    let mut s = Section::new("thresholds", table, problems);
+    let all = 0..=u32::MAX;
+    let c = ThresholdsConfig {
+        n_plus_one_sql_critical_max: s.u32(
+            "n_plus_one_sql_critical_max",
+            d.n_plus_one_sql_critical_max,
+            all.clone(),
+        ),
+        n_plus_one_http_warning_max: s.u32(
+            "n_plus_one_http_warning_max",
+            d.n_plus_one_http_warning_max,
+            all.clone(),
+        ),
+        n_plus_one_messaging_warning_max: s.u32(
+            "n_plus_one_messaging_warning_max",
+            d.n_plus_one_messaging_warning_max,
+            all,
+        ),
+        io_waste_ratio_max: s.f64("io_waste_ratio_max", d.io_waste_ratio_max, 0.0..=1.0),
+    };
+    s.finish();
+    c
+}
+
+fn read_plugins(table: &Table, problems: &mut Problems<'_>) -> PluginsConfig {
+    let mut s = Section::new("plugins", table, problems);
+    let paths = s.string_array("paths").unwrap_or_default();
+    s.finish();
+    PluginsConfig {
+        paths: paths.into_iter().map(PathBuf::from).collect(),
+    }
+}

@@ -1,0 +1,351 @@
+//! Test harness: starts the real `perf-sentinel` binary on free loopback
+//! ports with a given config, collects its stdout, and offers small clients.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
+
+/// The daemon binary. Built here once per test binary (a no-op when it is
+/// up to date) because Cargo hands no other package's binary to a test.
+pub fn binary() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            if let Ok(p) = std::env::var("PERF_SENTINEL_BIN") {
+                return PathBuf::from(p);
+            }
+            let release = !cfg!(debug_assertions);
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args([
+                "build",
+                "--quiet",
+                "-p",
+                "perf-sentinel",
+                "--bin",
+                "perf-sentinel",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+            if release {
+                cmd.arg("--release");
+            }
+            let status = cmd
+                .status()
+                .expect("cannot run cargo to build perf-sentinel");
+            assert!(status.success(), "building perf-sentinel failed");
+            let target = std::env::var("CARGO_TARGET_DIR").map_or_else(
+                |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
+                PathBuf::from,
+            );
+            let bin = target
+                .join(if release { "release" } else { "debug" })
+                .join("perf-sentinel");
+            assert!(bin.exists(), "{} missing after the build", bin.display());
+            bin
+        })
+        .clone()
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "perf-sentinel-e2e-{tag}-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos() ^ (free_port() as u128)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running daemon.
+pub struct Daemon {
+    child: Child,
+    pub grpc_port: u16,
+    pub http_port: u16,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    _dir: TempDir,
+}
+
+/// Settings the tests usually want: fast completion, one shard so that
+/// counters are easy to reason about unless a test says otherwise.
+pub const FAST: &str = "trace_settle_ms = 200\ntrace_ttl_ms = 60000\n";
+
+fn collect(reader: impl std::io::Read + Send + 'static, into: Arc<Mutex<Vec<String>>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines() {
+            match line {
+                Ok(l) => into.lock().unwrap().push(l),
+                Err(_) => break,
+            }
+        }
+    });
+}
+
+impl Daemon {
+    /// Starts the daemon with `[daemon]` keys `daemon_keys` plus `extra`
+    /// TOML, on fresh ports, and waits until `/health` answers.
+    pub fn start(daemon_keys: &str, extra: &str) -> Daemon {
+        let dir = TempDir::new("daemon");
+        let (grpc_port, http_port) = (free_port(), free_port());
+        let config = format!(
+            "[daemon]\nlisten_port_grpc = {grpc_port}\nlisten_port_http = {http_port}\n{daemon_keys}\n{extra}\n"
+        );
+        let path = dir.0.join("perf-sentinel.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut child = Command::new(binary())
+            .arg("watch")
+            .arg("--config")
+            .arg(&path)
+            .current_dir(&dir.0)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start perf-sentinel");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        collect(child.stdout.take().unwrap(), stdout.clone());
+        collect(child.stderr.take().unwrap(), stderr.clone());
+        let mut daemon = Daemon {
+            child,
+            grpc_port,
+            http_port,
+            stdout,
+            stderr,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                panic!(
+                    "perf-sentinel exited at startup ({status}):\n{}",
+                    daemon.stderr_text()
+                );
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok()
+                && std::net::TcpStream::connect(("127.0.0.1", grpc_port)).is_ok()
+            {
+                return daemon;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "perf-sentinel did not listen within 20 s:\n{}",
+                daemon.stderr_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http_port)
+    }
+
+    pub fn grpc_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc_port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Lines printed on stdout so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    /// Findings printed on stdout so far, parsed.
+    pub fn stdout_findings(&self) -> Vec<serde_json::Value> {
+        self.stdout_lines()
+            .iter()
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
+            })
+            .collect()
+    }
+
+    /// Sends SIGTERM and waits (at most 30 s) for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                // Let the reader threads take the last lines.
+                std::thread::sleep(Duration::from_millis(200));
+                return s;
+            }
+            assert!(Instant::now() < deadline, "no exit 30 s after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `GET path` as text.
+    pub async fn get(&self, path: &str) -> String {
+        reqwest::get(self.http(path))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// `GET /api/findings?query` parsed.
+    pub async fn findings(&self, query: &str) -> Vec<serde_json::Value> {
+        let text = self.get(&format!("/api/findings?{query}")).await;
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad findings JSON ({e}): {text}"))
+    }
+
+    /// The value of one sample on `/metrics` (`name{labels}` exactly as
+    /// printed), 0 when absent.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        metric_value(&self.get("/metrics").await, sample)
+    }
+
+    /// Polls `f` until it returns `Some` or `timeout` passes.
+    pub async fn wait_for<T, F, Fut>(&self, timeout: Duration, what: &str, mut f: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = f().await {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\nstderr:\n{}",
+                self.stderr_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads one sample from Prometheus/OpenMetrics text.
+pub fn metric_value(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == sample).then(|| value.parse().ok())?
+        })
+        .unwrap_or(0.0)
+}
+
+pub fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+pub const T0: u64 = 1_700_000_000_000_000_000;
+
+/// A request holding one trace: an inbound `GET /orders/{id}` whose handler
+/// runs `n` SELECTs with distinct ids, 1 ms apart (an N+1 from n = 5).
+pub fn n1_request(trace_id: [u8; 16], service: &str, n: u64) -> ExportTraceServiceRequest {
+    let root_id = [0xaa; 8];
+    let mut spans = vec![Span {
+        trace_id: trace_id.to_vec(),
+        span_id: root_id.to_vec(),
+        name: "GET /orders/{id}".into(),
+        kind: span::SpanKind::Server as i32,
+        start_time_unix_nano: T0,
+        end_time_unix_nano: T0 + 100_000_000,
+        attributes: vec![
+            kv("http.request.method", "GET"),
+            kv("http.route", "/orders/{id}"),
+        ],
+        ..Span::default()
+    }];
+    for i in 0..n {
+        let start = T0 + 1_000_000 * (i + 1);
+        spans.push(Span {
+            trace_id: trace_id.to_vec(),
+            span_id: (i + 1).to_be_bytes().to_vec(),
+            parent_span_id: root_id.to_vec(),
+            name: "SELECT items".into(),
+            kind: span::SpanKind::Client as i32,
+            start_time_unix_nano: start,
+            end_time_unix_nano: start + 500_000,
+            attributes: vec![
+                kv("db.system", "postgresql"),
+                kv(
+                    "db.statement",
+                    &format!("SELECT * FROM items WHERE order_id = {i}"),
+                ),
+            ],
+            ..Span::default()
+        });
+    }
+    request(service, spans)
+}
+
+/// Wraps spans of one service into a request.
+pub fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", service)],
+                ..Resource::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
