@@ -54,12 +54,13 @@ pub fn spawn_sink(
 ) -> std::io::Result<(FindingsSink, SinkThreads)> {
     let (tx, rx) = sync_channel::<Vec<FindingRecord>>(queue_capacity.max(1));
     let (line_tx, line_rx) = sync_channel::<Arc<FindingRecord>>(stdout_capacity.max(1));
+    let stdout_metrics = metrics.clone();
     let writer = std::thread::Builder::new()
         .name("findings-writer".into())
         .spawn(move || write_loop(rx, line_tx, &store, &metrics))?;
     let stdout = std::thread::Builder::new()
         .name("findings-stdout".into())
-        .spawn(move || print_loop(line_rx, out))?;
+        .spawn(move || print_loop(line_rx, out, &stdout_metrics))?;
     Ok((FindingsSink { tx }, SinkThreads { writer, stdout }))
 }
 
@@ -92,14 +93,17 @@ fn write_loop(
     }
 }
 
-fn print_loop(rx: Receiver<Arc<FindingRecord>>, out: Box<dyn Write + Send>) {
+fn print_loop(rx: Receiver<Arc<FindingRecord>>, out: Box<dyn Write + Send>, metrics: &Metrics) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
-    let mut broken = false;
+    let (mut broken, mut warned) = (false, false);
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
         while let Some(r) = next {
             if !broken {
                 broken = writeln!(out, "{}", r.json).is_err();
+            }
+            if broken {
+                metrics.findings_stdout_dropped.inc();
             }
             next = rx.try_recv().ok();
         }
@@ -108,7 +112,8 @@ fn print_loop(rx: Receiver<Arc<FindingRecord>>, out: Box<dyn Write + Send>) {
         if !broken {
             broken = out.flush().is_err();
         }
-        if broken {
+        if broken && !warned {
+            warned = true;
             tracing::warn!("stdout is closed; findings are no longer printed (still stored)");
         }
     }

@@ -90,12 +90,12 @@ impl UnaryService<Bytes> for Export {
             let result = decode_protobuf(request.get_ref()).and_then(|r| ingestor.ingest(&r));
             match result {
                 Ok(accepted) => Ok(Response::new(ExportTraceServiceResponse {
-                    partial_success: (accepted.rejected_spans > 0).then(|| {
+                    partial_success: (accepted.rejected_spans > 0).then_some(
                         ExportTracePartialSuccess {
                             rejected_spans: accepted.rejected_spans as i64,
                             error_message: accepted.message,
-                        }
-                    }),
+                        },
+                    ),
                 })),
                 Err(e) => {
                     let e = ingestor.refused(e);
@@ -137,12 +137,8 @@ where
                 .accept_compressed(CompressionEncoding::Deflate)
                 .max_decoding_message_size(limit);
             let mut response = grpc.unary(Export(ingestor.clone()), req).await;
-            Ok(account_for_transport_refusals(
-                &ingestor,
-                &mut response,
-                limit,
-            ))
-            .map(|()| response)
+            account_for_transport_refusals(&ingestor, &mut response, limit);
+            Ok(response)
         })
     }
 }

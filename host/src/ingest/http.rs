@@ -82,7 +82,18 @@ fn ok_response(media: MediaType, accepted: &Accepted) -> Response {
     };
     let body = match media {
         MediaType::Protobuf => response.encode_to_vec(),
-        MediaType::Json => serde_json::to_vec(&response).unwrap_or_else(|_| b"{}".to_vec()),
+        // The OTLP/JSON form omits an absent partial success.
+        MediaType::Json => match &response.partial_success {
+            Some(p) => serde_json::json!({
+                "partialSuccess": {
+                    "rejectedSpans": p.rejected_spans.to_string(),
+                    "errorMessage": p.error_message,
+                }
+            })
+            .to_string()
+            .into_bytes(),
+            None => b"{}".to_vec(),
+        },
     };
     ([(header::CONTENT_TYPE, media.content_type())], body).into_response()
 }
