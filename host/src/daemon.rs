@@ -70,6 +70,52 @@ pub fn detector_specs(config: &Config) -> Result<Vec<Arc<DetectorSpec>>, ConfigE
         .collect())
 }
 
+/// Command-line values that replace configured ones.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen_address: Option<std::net::IpAddr>,
+    pub listen_port_grpc: Option<u16>,
+    pub listen_port_http: Option<u16>,
+    pub environment: Option<String>,
+}
+
+/// Loads the configuration (`explicit` file, else the working directory's,
+/// else defaults), applies `overrides` and resolves the detectors, reporting
+/// every problem of all three steps at once.
+pub fn prepare(
+    explicit: Option<&std::path::Path>,
+    cwd: &std::path::Path,
+    overrides: Overrides,
+) -> Result<(Config, Vec<Arc<DetectorSpec>>), ConfigError> {
+    let (mut config, mut problems) = crate::config::load_partial(explicit, cwd)?;
+    let mut absorb = |result: Result<(), ConfigError>| match result {
+        Ok(()) => Ok(()),
+        Err(ConfigError::Invalid(more)) => {
+            problems.extend(more);
+            Ok(())
+        }
+        Err(e) => Err(e),
+    };
+    absorb(config.apply_cli(
+        overrides.listen_address,
+        overrides.listen_port_grpc,
+        overrides.listen_port_http,
+        overrides.environment,
+    ))?;
+    let specs = match detector_specs(&config) {
+        Ok(specs) => specs,
+        Err(e) => {
+            absorb(Err(e))?;
+            Vec::new()
+        }
+    };
+    if problems.is_empty() {
+        Ok((config, specs))
+    } else {
+        Err(ConfigError::Invalid(problems))
+    }
+}
+
 fn default_shards() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -77,11 +123,11 @@ fn default_shards() -> usize {
 /// Runs the daemon until `shutdown` is cancelled. Findings go to `stdout`.
 pub async fn run(
     config: Config,
+    specs: Vec<Arc<DetectorSpec>>,
     shutdown: CancellationToken,
     stdout: Box<dyn std::io::Write + Send>,
 ) -> Result<(), DaemonError> {
     let d = &config.daemon;
-    let specs = detector_specs(&config)?;
     let metrics = Arc::new(Metrics::new());
     let store = Arc::new(FindingsStore::new(d.max_retained_findings));
     let (sink, sink_threads) = spawn_sink(

@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use perf_sentinel::config::{self, Config};
 use perf_sentinel::daemon;
+use perf_sentinel::pipeline::detectors::DetectorSpec;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 #[global_allocator]
@@ -54,9 +56,9 @@ struct WatchArgs {
 /// Exit code for unusable configuration (distinct from runtime failures).
 const EXIT_CONFIG: u8 = 2;
 
-fn load_config(cli: &Cli) -> Result<Config, config::ConfigError> {
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    config::load(cli.config.as_deref(), &cwd)
+fn refused(e: &config::ConfigError) -> ExitCode {
+    eprintln!("perf-sentinel: configuration refused:\n{e}");
+    ExitCode::from(EXIT_CONFIG)
 }
 
 fn main() -> ExitCode {
@@ -69,47 +71,38 @@ fn main() -> ExitCode {
         )
         .init();
     let cli = Cli::parse();
-    let mut config = match load_config(&cli) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("perf-sentinel: configuration refused:\n{e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+    let overrides = match &cli.command {
+        Some(Command::Watch(args)) => daemon::Overrides {
+            listen_address: args.listen_address,
+            listen_port_grpc: args.listen_port_grpc,
+            listen_port_http: args.listen_port_http,
+            environment: args.environment.clone(),
+        },
+        _ => daemon::Overrides::default(),
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let (config, specs) = match daemon::prepare(cli.config.as_deref(), &cwd, overrides) {
+        Ok(prepared) => prepared,
+        Err(e) => return refused(&e),
     };
     match cli.command {
         Some(Command::Detectors) => list_detectors(&config),
-        Some(Command::CheckConfig) => match daemon::detector_specs(&config) {
-            Ok(specs) => {
-                let origin = config
-                    .source
-                    .as_ref()
-                    .map_or("built-in defaults".to_owned(), |p| p.display().to_string());
-                println!(
-                    "configuration OK ({origin}); {} detectors enabled",
-                    specs.len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("perf-sentinel: configuration refused:\n{e}");
-                ExitCode::from(EXIT_CONFIG)
-            }
-        },
-        Some(Command::Watch(args)) => watch(&mut config, args),
-        None => watch(&mut config, WatchArgs::default()),
+        Some(Command::CheckConfig) => {
+            let origin = config
+                .source
+                .as_ref()
+                .map_or("built-in defaults".to_owned(), |p| p.display().to_string());
+            println!(
+                "configuration OK ({origin}); {} detectors enabled",
+                specs.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Some(Command::Watch(_)) | None => watch(config, specs),
     }
 }
 
-fn watch(config: &mut Config, args: WatchArgs) -> ExitCode {
-    if let Err(e) = config.apply_cli(
-        args.listen_address,
-        args.listen_port_grpc,
-        args.listen_port_http,
-        args.environment,
-    ) {
-        eprintln!("perf-sentinel: configuration refused:\n{e}");
-        return ExitCode::from(EXIT_CONFIG);
-    }
+fn watch(config: Config, specs: Vec<Arc<DetectorSpec>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("perf-sentinel-io")
@@ -121,18 +114,14 @@ fn watch(config: &mut Config, args: WatchArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let config = std::mem::take(config);
     let result = runtime.block_on(async move {
         let token = CancellationToken::new();
         tokio::spawn(cancel_on_signal(token.clone()));
-        daemon::run(config, token, Box::new(std::io::stdout())).await
+        daemon::run(config, specs, token, Box::new(std::io::stdout())).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(daemon::DaemonError::Config(e)) => {
-            eprintln!("perf-sentinel: configuration refused:\n{e}");
-            ExitCode::from(EXIT_CONFIG)
-        }
+        Err(daemon::DaemonError::Config(e)) => refused(&e),
         Err(e) => {
             eprintln!("perf-sentinel: {e}");
             ExitCode::FAILURE
@@ -162,10 +151,7 @@ fn list_detectors(config: &Config) -> ExitCode {
         factories.iter().map(|f| f.as_ref()).collect();
     let plans = match config.detector_plans(&refs) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("perf-sentinel: configuration refused:\n{e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(e) => return refused(&e),
     };
     let mut out = std::io::stdout().lock();
     let _ = writeln!(

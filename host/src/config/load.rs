@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use toml::{Table, Value};
 
 use super::problems::{Origins, join_key};
-use super::sections::read_config;
+use super::sections::{read_config, read_config_partial};
 use super::{Config, ConfigError, ConfigProblem, DEFAULTS_FILE};
 
 /// The config file looked for in the working directory.
@@ -20,6 +20,24 @@ pub const FRAGMENT_DIR: &str = ".perf-sentinel.d";
 /// else `cwd/.perf-sentinel.toml` if present, else the defaults; then every
 /// `NN-name.toml` fragment from `.perf-sentinel.d/` beside it, in name order.
 pub fn load(explicit: Option<&Path>, cwd: &Path) -> Result<Config, ConfigError> {
+    let (config, problems) = load_partial(explicit, cwd)?;
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError::Invalid(problems))
+    }
+}
+
+/// Like [`load`], but an invalid value does not stop it: the config comes
+/// back with defaults in place of every invalid value, beside the list of
+/// problems. Callers add the problems they find later (command-line
+/// overrides, detector tables) so that one run reports them all, and refuse
+/// to start when the list is not empty. Unreadable files and invalid TOML
+/// are still errors at once.
+pub fn load_partial(
+    explicit: Option<&Path>,
+    cwd: &Path,
+) -> Result<(Config, Vec<ConfigProblem>), ConfigError> {
     let (source, text) = match explicit {
         Some(path) => {
             let path = cwd.join(path);
@@ -57,7 +75,7 @@ pub fn load(explicit: Option<&Path>, cwd: &Path) -> Result<Config, ConfigError> 
             &mut origins,
         );
     }
-    read_config(&table, origins, source, problems)
+    Ok(read_config_partial(&table, origins, source, problems))
 }
 
 /// Reads a configuration from text; `file` names it in messages. `source`

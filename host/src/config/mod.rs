@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use toml::Table;
 
 pub use detectors::{DetectorPlan, DetectorSettings, DetectorsConfig};
-pub use load::{FRAGMENT_DIR, MAIN_FILE, from_toml_str, load};
+pub use load::{FRAGMENT_DIR, MAIN_FILE, from_toml_str, load, load_partial};
 
 use fields::is_valid_name;
 use problems::Origins;

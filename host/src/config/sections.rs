@@ -22,6 +22,22 @@ pub(crate) fn read_config(
     source: Option<PathBuf>,
     earlier: Vec<ConfigProblem>,
 ) -> Result<Config, ConfigError> {
+    let (config, problems) = read_config_partial(table, origins, source, earlier);
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError::Invalid(problems))
+    }
+}
+
+/// Reads every section, keeping defaults in place of invalid values, and
+/// returns the problems beside the config.
+pub(crate) fn read_config_partial(
+    table: &Table,
+    origins: Origins,
+    source: Option<PathBuf>,
+    earlier: Vec<ConfigProblem>,
+) -> (Config, Vec<ConfigProblem>) {
     let mut problems = Problems::new(&origins);
     problems.list = earlier;
     let empty = Table::new();
@@ -41,10 +57,8 @@ pub(crate) fn read_config(
     let detectors = DetectorsConfig::read(detector_tables, environments, &mut problems);
     let plugins = read_plugins(plugins.unwrap_or(&empty), &mut problems);
 
-    if !problems.list.is_empty() {
-        return Err(ConfigError::Invalid(problems.list));
-    }
-    Ok(Config {
+    let list = problems.list;
+    let config = Config {
         source,
         daemon,
         detection,
@@ -53,7 +67,8 @@ pub(crate) fn read_config(
         plugins,
         green,
         origins,
-    })
+    };
+    (config, list)
 }
 
 fn read_daemon(table: &Table, problems: &mut Problems<'_>) -> DaemonConfig {

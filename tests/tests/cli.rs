@@ -1,0 +1,144 @@
+//! The command line as a user meets it: configuration errors reported all at
+//! once with file and key, `check-config`, `detectors`, and a clear failure
+//! when a port is taken.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{TempDir, binary, free_port};
+
+fn run(dir: &TempDir, args: &[&str]) -> Output {
+    Command::new(binary())
+        .args(args)
+        .current_dir(&dir.0)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("cannot run perf-sentinel")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn every_config_problem_is_reported_at_once_with_file_and_key() {
+    let dir = TempDir::new("cli-bad");
+    let path = dir.0.join("bad.toml");
+    std::fs::write(
+        &path,
+        "[daemon]\nlisten_port_grpc = 70000\ntrace_tll_ms = 5\n\n[detection]\nn_plus_one_min_occurrences = \"five\"\n\n[detectors.n_plus_one_sql]\nwindow_duration_ms = 0\n\n[detectors.no_such_detector]\nenabled = true\n",
+    )
+    .unwrap();
+    for args in [
+        vec!["watch", "--config", path.to_str().unwrap()],
+        vec!["check-config", "--config", path.to_str().unwrap()],
+    ] {
+        let out = run(&dir, &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = text(&out.stderr);
+        let file = path.display().to_string();
+        for needle in [
+            "`daemon.listen_port_grpc`",
+            "70000",
+            "`daemon.trace_tll_ms`",
+            "did you mean `trace_ttl_ms`",
+            "`detection.n_plus_one_min_occurrences`",
+            "no_such_detector",
+        ] {
+            assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+        }
+        assert!(
+            err.matches(&file).count() >= 4,
+            "each problem names the file:\n{err}"
+        );
+        assert!(out.stdout.is_empty(), "nothing on stdout");
+    }
+}
+
+#[test]
+fn a_detector_refusing_its_table_names_it() {
+    let dir = TempDir::new("cli-det");
+    std::fs::write(
+        dir.0.join(".perf-sentinel.toml"),
+        "[detectors.n_plus_one_sql]\nmin_occurrences = 1\n",
+    )
+    .unwrap();
+    // Picked up from the working directory without --config.
+    let out = run(&dir, &["check-config"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains(".perf-sentinel.toml"), "{err}");
+    assert!(err.contains("detectors.n_plus_one_sql"), "{err}");
+    assert!(err.contains("min_occurrences"), "{err}");
+}
+
+#[test]
+fn defaults_need_no_file_and_detectors_are_listed() {
+    let dir = TempDir::new("cli-ok");
+    let out = run(&dir, &["check-config"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("built-in defaults"));
+
+    let out = run(&dir, &["detectors"]);
+    assert!(out.status.success());
+    let listing = text(&out.stdout);
+    for id in ["n_plus_one_sql", "n_plus_one_http"] {
+        let line = listing
+            .lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("{id} not listed:\n{listing}"));
+        assert!(line.contains("yes") && line.contains("builtin"), "{line}");
+    }
+
+    std::fs::write(
+        dir.0.join(".perf-sentinel.toml"),
+        "[detectors.n_plus_one_http]\nenabled = false\n",
+    )
+    .unwrap();
+    let listing = text(&run(&dir, &["detectors"]).stdout);
+    let line = listing
+        .lines()
+        .find(|l| l.starts_with("n_plus_one_http"))
+        .unwrap();
+    assert!(line.contains(" no "), "{line}");
+}
+
+#[test]
+fn a_taken_port_is_a_clear_startup_failure() {
+    let dir = TempDir::new("cli-port");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let grpc = free_port().to_string();
+    let out = run(
+        &dir,
+        &[
+            "watch",
+            "--listen-port-grpc",
+            &grpc,
+            "--listen-port-http",
+            &port,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(err.contains("cannot listen"), "{err}");
+}
+
+#[test]
+fn equal_ports_on_the_command_line_are_refused() {
+    let dir = TempDir::new("cli-eq");
+    let out = run(
+        &dir,
+        &[
+            "watch",
+            "--listen-port-grpc",
+            "4999",
+            "--listen-port-http",
+            "4999",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("must differ"));
+}
