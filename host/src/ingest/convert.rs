@@ -236,8 +236,8 @@ fn push_span(
         }
         kept += 1;
         let (key, c1) = arena.push_capped(&kv.key, limits.max_string_bytes);
-        let value = render_value(arena, kv.value.as_ref(), limits.max_string_bytes);
-        cut.set(cut.get() + usize::from(c1));
+        let (value, c2) = render_value(arena, kv.value.as_ref(), limits.max_string_bytes);
+        cut.set(cut.get() + usize::from(c1) + usize::from(c2));
         frag.attrs.push(AttrRef { key, value });
     }
     // Resource attributes rarely carry these, but `code.namespace` or
@@ -333,20 +333,30 @@ fn push_span(
     cut.get()
 }
 
-/// Renders any attribute value as text into the arena.
-fn render_value(arena: &mut Arena, v: Option<&AnyValue>, cap: usize) -> StrRef {
+/// Renders any attribute value as text into the arena, cut to `cap` bytes;
+/// says whether it was cut.
+fn render_value(arena: &mut Arena, v: Option<&AnyValue>, cap: usize) -> (StrRef, bool) {
     let mark = arena.mark();
+    let mut cut = false;
     if let Some(v) = v.and_then(|v| v.value.as_ref()) {
-        write_value(arena.buf_mut(), v, cap, 0);
+        cut = write_value(arena.buf_mut(), v, cap, 0);
     }
-    arena.finish(mark, cap)
+    cut |= arena.len() - mark > cap;
+    (arena.finish(mark, cap), cut)
 }
 
-fn write_value(out: &mut String, v: &Value, cap: usize, depth: usize) {
+/// Writes `v`, stopping early once `cap` bytes are out; true when a string
+/// had to be cut.
+fn write_value(out: &mut String, v: &Value, cap: usize, depth: usize) -> bool {
     let start = out.len();
     let full = |out: &String| out.len() - start >= cap;
+    let mut cut = false;
     match v {
-        Value::StringValue(s) => out.push_str(&s[..crate::model::floor_char_boundary(s, cap)]),
+        Value::StringValue(s) => {
+            let end = crate::model::floor_char_boundary(s, cap);
+            cut = end < s.len();
+            out.push_str(&s[..end]);
+        }
         Value::BoolValue(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::IntValue(i) => {
             let _ = write!(out, "{i}");
@@ -363,13 +373,14 @@ fn write_value(out: &mut String, v: &Value, cap: usize, depth: usize) {
             out.push('[');
             for (i, item) in a.values.iter().enumerate() {
                 if full(out) {
+                    cut = true;
                     break;
                 }
                 if i > 0 {
                     out.push(',');
                 }
                 if let Some(inner) = &item.value {
-                    write_value(out, inner, cap, depth + 1);
+                    cut |= write_value(out, inner, cap, depth + 1);
                 }
             }
             out.push(']');
@@ -378,6 +389,7 @@ fn write_value(out: &mut String, v: &Value, cap: usize, depth: usize) {
             out.push('{');
             for (i, kv) in l.values.iter().enumerate() {
                 if full(out) {
+                    cut = true;
                     break;
                 }
                 if i > 0 {
@@ -386,7 +398,7 @@ fn write_value(out: &mut String, v: &Value, cap: usize, depth: usize) {
                 out.push_str(&kv.key[..crate::model::floor_char_boundary(&kv.key, cap)]);
                 out.push('=');
                 if let Some(inner) = kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                    write_value(out, inner, cap, depth + 1);
+                    cut |= write_value(out, inner, cap, depth + 1);
                 }
             }
             out.push('}');
@@ -394,5 +406,239 @@ fn write_value(out: &mut String, v: &Value, cap: usize, depth: usize) {
         Value::ArrayValue(_) | Value::KvlistValue(_) => out.push_str("..."),
         // Profiles-only string-table reference: no table in traces.
         Value::StringValueStrindex(_) => {}
+    }
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_proto::tonic::common::v1::KeyValue;
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Status};
+
+    use super::*;
+
+    fn kv(key: &str, v: Value) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(v) }),
+            ..KeyValue::default()
+        }
+    }
+
+    fn s(key: &str, v: &str) -> KeyValue {
+        kv(key, Value::StringValue(v.into()))
+    }
+
+    fn span(
+        trace: u8,
+        id: u8,
+        parent: Option<u8>,
+        kind: span::SpanKind,
+        attrs: Vec<KeyValue>,
+    ) -> Span {
+        Span {
+            trace_id: vec![trace; 16],
+            span_id: vec![id; 8],
+            parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
+            name: format!("span-{id}"),
+            kind: kind as i32,
+            start_time_unix_nano: 1_000,
+            end_time_unix_nano: 3_500,
+            attributes: attrs,
+            ..Span::default()
+        }
+    }
+
+    fn req(service: Option<&str>, spans: Vec<Span>) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: service
+                        .map(|n| vec![s("service.name", n)])
+                        .unwrap_or_default(),
+                    ..Resource::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..ScopeSpans::default()
+                }],
+                ..ResourceSpans::default()
+            }],
+        }
+    }
+
+    fn one(request: &ExportTraceServiceRequest) -> TraceFragment {
+        let mut c = convert(request, 1, &ConvertLimits::default());
+        assert_eq!(c.shards[0].len(), 1);
+        c.shards[0].remove(0)
+    }
+
+    #[test]
+    fn old_and_new_conventions_map_to_the_same_fields() {
+        let new = vec![
+            s("db.system.name", "postgresql"),
+            s("db.query.text", "SELECT 1"),
+            s("code.function.name", "load"),
+            s("code.file.path", "a.rs"),
+            kv("code.line.number", Value::IntValue(7)),
+        ];
+        let old = vec![
+            s("db.system", "postgresql"),
+            s("db.statement", "SELECT 1"),
+            s("code.function", "load"),
+            s("code.filepath", "a.rs"),
+            s("code.lineno", "7"),
+        ];
+        for attrs in [new, old] {
+            let f = one(&req(
+                Some("api"),
+                vec![span(1, 2, Some(1), span::SpanKind::Client, attrs)],
+            ));
+            let r = &f.spans[0];
+            let a = &f.arena;
+            assert_eq!(r.kind.0, IoKind::Sql);
+            assert_eq!(a.get(r.target), "SELECT 1");
+            assert_eq!(a.get(r.db_system), "postgresql");
+            assert_eq!(a.get(r.code_function), "load");
+            assert_eq!(a.get(r.code_filepath), "a.rs");
+            assert_eq!(r.code_lineno, 7);
+            assert_eq!(a.get(r.service), "api");
+            assert_eq!(r.duration_ns, 2_500);
+            assert_eq!(r.span_kind.0, SpanKind::Client);
+            assert_eq!(r.attrs_len, 0, "mapped attributes are not repeated");
+        }
+    }
+
+    #[test]
+    fn http_client_without_full_url_rebuilds_host_and_path() {
+        let old = vec![
+            s("http.method", "GET"),
+            s("net.peer.name", "users.internal"),
+            s("http.target", "/users/7"),
+            kv("http.status_code", Value::IntValue(503)),
+        ];
+        let f = one(&req(
+            Some("api"),
+            vec![span(1, 2, Some(1), span::SpanKind::Client, old)],
+        ));
+        let (r, a) = (&f.spans[0], &f.arena);
+        assert_eq!(r.kind.0, IoKind::Http);
+        assert_eq!(a.get(r.target), "users.internal/users/7");
+        assert_eq!(a.get(r.http_method), "GET");
+        assert_eq!(a.get(r.peer_service), "users.internal");
+        assert_eq!(r.http_status, 503);
+
+        let new = vec![
+            s("http.request.method", "POST"),
+            s("url.full", "https://pay.example/charge?id=1"),
+            kv("http.response.status_code", Value::IntValue(201)),
+            kv("http.response.body.size", Value::IntValue(512)),
+        ];
+        let f = one(&req(
+            Some("api"),
+            vec![span(1, 2, Some(1), span::SpanKind::Client, new)],
+        ));
+        let (r, a) = (&f.spans[0], &f.arena);
+        assert_eq!(a.get(r.target), "https://pay.example/charge?id=1");
+        assert_eq!((r.http_status, r.response_bytes), (201, Some(512)));
+    }
+
+    #[test]
+    fn messaging_rpc_and_unmapped_attributes() {
+        let msg = vec![
+            s("messaging.system", "kafka"),
+            s("messaging.destination.name", "orders"),
+        ];
+        let rpc = vec![
+            s("rpc.system", "grpc"),
+            s("rpc.service", "inventory.Stock"),
+            s("rpc.method", "Get"),
+            s("team", "checkout"),
+            kv("flags", Value::BoolValue(true)),
+        ];
+        let c = convert(
+            &req(
+                None,
+                vec![
+                    span(1, 2, Some(1), span::SpanKind::Producer, msg),
+                    span(1, 3, Some(1), span::SpanKind::Client, rpc),
+                ],
+            ),
+            1,
+            &ConvertLimits::default(),
+        );
+        let f = &c.shards[0][0];
+        let a = &f.arena;
+        assert_eq!(f.spans[0].kind.0, IoKind::Messaging);
+        assert_eq!(a.get(f.spans[0].target), "orders");
+        assert_eq!(a.get(f.spans[0].service), "unknown_service");
+        assert_eq!(f.spans[1].kind.0, IoKind::Rpc);
+        assert_eq!(a.get(f.spans[1].target), "inventory.Stock/Get");
+        let kept: Vec<(&str, &str)> = f
+            .attrs
+            .iter()
+            .map(|x| (a.get(x.key), a.get(x.value)))
+            .collect();
+        assert_eq!(kept, [("team", "checkout"), ("flags", "true")]);
+    }
+
+    #[test]
+    fn invalid_ids_are_refused_and_traces_grouped() {
+        let mut bad_trace = span(1, 2, None, span::SpanKind::Server, vec![]);
+        bad_trace.trace_id = vec![1, 2, 3];
+        let zero_span = span(1, 0, None, span::SpanKind::Server, vec![]);
+        let mut bad_parent = span(1, 4, None, span::SpanKind::Server, vec![]);
+        bad_parent.parent_span_id = vec![9; 3];
+        let zero_trace = span(0, 5, None, span::SpanKind::Server, vec![]);
+        let good = vec![
+            span(1, 6, None, span::SpanKind::Server, vec![]),
+            span(2, 7, Some(6), span::SpanKind::Client, vec![]),
+            span(1, 8, Some(6), span::SpanKind::Client, vec![]),
+        ];
+        let mut spans = vec![bad_trace, zero_span, bad_parent, zero_trace];
+        spans.extend(good);
+        let c = convert(&req(Some("x"), spans), 4, &ConvertLimits::default());
+        assert_eq!((c.accepted, c.rejected_invalid_id), (3, 4));
+        let frags: Vec<&TraceFragment> = c.shards.iter().flatten().collect();
+        assert_eq!(frags.len(), 2, "two traces");
+        let t1 = frags
+            .iter()
+            .find(|f| f.trace_id == TraceId([1; 16]))
+            .unwrap();
+        assert_eq!(t1.spans.len(), 2);
+        assert!(t1.has_root);
+        let t2 = frags
+            .iter()
+            .find(|f| f.trace_id == TraceId([2; 16]))
+            .unwrap();
+        assert!(!t2.has_root);
+        // The same trace always lands on the same shard.
+        assert_eq!(
+            shard_of(&TraceId([1; 16]), 4),
+            shard_of(&TraceId([1; 16]), 4)
+        );
+    }
+
+    #[test]
+    fn long_strings_are_cut_and_counted_and_errors_flagged() {
+        let long = "x".repeat(100 * 1024);
+        let mut sp = span(
+            1,
+            2,
+            None,
+            span::SpanKind::Client,
+            vec![s("db.statement", &long), s("note", &long)],
+        );
+        sp.status = Some(Status {
+            code: status::StatusCode::Error as i32,
+            ..Status::default()
+        });
+        let c = convert(&req(Some("x"), vec![sp]), 1, &ConvertLimits::default());
+        assert_eq!(c.truncated_strings, 2);
+        let f = &c.shards[0][0];
+        assert_eq!(f.spans[0].target.len(), 64 * 1024);
+        assert_eq!(f.arena.get(f.attrs[0].value).len(), 4 * 1024);
+        assert!(f.spans[0].is_error);
     }
 }
