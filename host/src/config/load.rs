@@ -16,9 +16,10 @@ pub const MAIN_FILE: &str = ".perf-sentinel.toml";
 /// The folder of numbered fragments beside the config file.
 pub const FRAGMENT_DIR: &str = ".perf-sentinel.d";
 
-/// Loads the configuration: `explicit` (relative to `cwd`; it must exist),
-/// else `cwd/.perf-sentinel.toml` if present, else the defaults; then every
-/// `NN-name.toml` fragment from `.perf-sentinel.d/` beside it, in name order.
+/// Loads the configuration: every `NN-name.toml` fragment from
+/// `.perf-sentinel.d/` (beside the main file, else in `cwd`) merged in name
+/// order, then the main file over them: `explicit` (relative to `cwd`; it
+/// must exist), else `cwd/.perf-sentinel.toml` if present, else nothing.
 pub fn load(explicit: Option<&Path>, cwd: &Path) -> Result<Config, ConfigError> {
     let (config, problems) = load_partial(explicit, cwd)?;
     if problems.is_empty() {
@@ -56,15 +57,18 @@ pub fn load_partial(
     let main_name = source
         .as_ref()
         .map_or_else(|| DEFAULTS_FILE.to_owned(), |p| p.display().to_string());
-    let mut table = parse(&text, Path::new(&main_name))?;
+    let main = parse(&text, Path::new(&main_name))?;
     let mut origins = Origins::new(&main_name);
 
+    // Fragments first, in name order, then the main file over them: shared
+    // fragments set a base that the file an operator points at can override.
     let dir = source
         .as_ref()
         .and_then(|p| p.parent())
         .unwrap_or(cwd)
         .join(FRAGMENT_DIR);
     let (fragments, problems) = list_fragments(&dir)?;
+    let mut table = Table::new();
     for path in fragments {
         let over = parse(&read(&path)?, &path)?;
         merge(
@@ -75,6 +79,7 @@ pub fn load_partial(
             &mut origins,
         );
     }
+    merge(&mut table, main, "", &main_name, &mut origins);
     Ok(read_config_partial(&table, origins, source, problems))
 }
 

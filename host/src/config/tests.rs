@@ -144,11 +144,11 @@ fn full_file_with_fragments_reads_every_value() {
     write(&dir.join(MAIN_FILE), FULL);
     write(
         &dir.join(FRAGMENT_DIR).join("10-ports.toml"),
-        "[daemon]\nlisten_port_http = 24318\n[detectors.n_plus_one_sql]\nmin_occurrences = 9\n",
+        "[daemon]\nlisten_port_http = 24318\n[detectors.n_plus_one_sql]\nmin_occurrences = 9\nwindow_duration_ms = 700\n",
     );
     write(
         &dir.join(FRAGMENT_DIR).join("20-more.toml"),
-        "[daemon]\nlisten_port_http = 34318\n[plugins]\npaths = [\"/a.so\", \"/b.so\"]\n",
+        "[daemon]\nlisten_port_http = 34318\n[plugins]\npaths = [\"/a.so\", \"/b.so\"]\n[detectors.n_plus_one_sql]\nwindow_duration_ms = 900\n",
     );
     // Kubernetes ConfigMap bookkeeping is ignored.
     write(&dir.join(FRAGMENT_DIR).join("..data").join("x"), "");
@@ -158,7 +158,10 @@ fn full_file_with_fragments_reads_every_value() {
     let d = &c.daemon;
     assert_eq!(d.listen_address, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     assert_eq!(d.listen_port_grpc, 14317);
-    assert_eq!(d.listen_port_http, 34318, "the later fragment wins");
+    assert_eq!(
+        d.listen_port_http, 14318,
+        "the main file wins over fragments"
+    );
     assert_eq!(d.environment, "production");
     assert_eq!((d.trace_ttl_ms, d.trace_settle_ms), (60_000, 500));
     assert_eq!(
@@ -205,7 +208,8 @@ fn full_file_with_fragments_reads_every_value() {
     assert_eq!(c.green["default_region"].as_str(), Some("eu-west-3"));
     assert_eq!(
         c.plugins.paths,
-        vec![PathBuf::from("/a.so"), PathBuf::from("/b.so")]
+        vec![PathBuf::from("/opt/perf-sentinel/plugins")],
+        "arrays replace, and the main file wins"
     );
     let sql = &c.detectors.tables["n_plus_one_sql"];
     assert_eq!(sql.enabled, Some(true));
@@ -217,11 +221,19 @@ fn full_file_with_fragments_reads_every_value() {
         sql.params
             .get("min_occurrences")
             .and_then(|v| v.as_integer()),
-        Some(9)
+        Some(8),
+        "the main file wins over a fragment"
+    );
+    assert_eq!(
+        sql.params
+            .get("window_duration_ms")
+            .and_then(|v| v.as_integer()),
+        Some(900),
+        "the later fragment wins over an earlier one"
     );
     assert_eq!(
         sql.params.len(),
-        1,
+        2,
         "host keys are not passed to the detector"
     );
     let http = &c.detectors.overlays["production"]["n_plus_one_http"];

@@ -37,20 +37,29 @@ pub struct FindingRecord {
     pub json: String,
 }
 
-/// A stable fingerprint of "the same problem": kind, service, endpoint and
-/// template. Stable across restarts and versions (xxh3 is specified).
+/// A stable fingerprint of "the same problem", readable and stable across
+/// restarts and versions:
+/// `<kind>:<service>:<endpoint, `/` and spaces as `_`>:<sha256(template), 32 hex>`.
 pub fn signature(f: &Finding) -> String {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for part in [
-        f.kind.as_str(),
-        f.service.as_str(),
-        f.endpoint.as_str(),
-        f.template.as_str(),
-    ] {
-        h.update(part.as_bytes());
-        h.update(&[0]);
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write as _;
+    let digest = Sha256::digest(f.template.as_bytes());
+    let endpoint: String = f
+        .endpoint
+        .chars()
+        .map(|c| {
+            if c == '/' || c.is_whitespace() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let mut out = format!("{}:{}:{}:", f.kind, f.service, endpoint);
+    for b in &digest[..16] {
+        let _ = write!(out, "{b:02x}");
     }
-    format!("{:016x}", h.digest())
+    out
 }
 
 fn rfc3339(ns: u64) -> String {
@@ -191,6 +200,27 @@ mod tests {
 
     use super::*;
 
+    fn sha256_hex(s: &str) -> String {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(s.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    #[test]
+    fn signature_matches_a_known_digest() {
+        let f = Finding::new("redundant_sql", Severity::Info, TraceId([1; 16]))
+            .service("svc")
+            .endpoint("POST /a b")
+            .template("abc");
+        // sha256("abc") = ba7816bf8f01cfea414140de5dae2223b00361a3...
+        assert_eq!(
+            signature(&f),
+            "redundant_sql:svc:POST__a_b:ba7816bf8f01cfea414140de5dae2223"
+        );
+    }
+
     #[test]
     fn json_carries_the_documented_fields() {
         let mut t = TraceBuilder::with_id(TraceId([0xab; 16]));
@@ -229,5 +259,13 @@ mod tests {
         assert_eq!(signature(&f), signature(&other));
         assert_eq!(j["signature"], signature(&f));
         assert_ne!(signature(&f), signature(&f.clone().service("web")));
+        assert_eq!(
+            signature(&f),
+            // sha256("SELECT ?") starts with these 16 bytes.
+            format!(
+                "n_plus_one_sql:api:GET__a:{}",
+                &sha256_hex("SELECT ?")[..32]
+            )
+        );
     }
 }

@@ -151,17 +151,18 @@ impl Ingestor {
         e
     }
 
-    /// Converts, admits and dispatches one decoded request.
+    /// Converts, admits and dispatches one decoded request. A refusal is
+    /// returned uncounted: the receiver counts it once with [`Self::refused`].
     pub fn ingest(&self, request: &ExportTraceServiceRequest) -> Result<Accepted, IngestError> {
         let converted = convert(request, self.pipeline.shard_count(), &self.limits);
         let invalid = converted.rejected_invalid_id;
         if converted.accepted == 0 && invalid > 0 {
-            return Err(self.refused(IngestError::AllSpansInvalid(invalid)));
+            return Err(IngestError::AllSpansInvalid(invalid));
         }
         if converted.accepted > 0 {
             if !self.pipeline.admission.try_admit(converted.accepted) {
                 self.metrics.shed_spans.inc_by(converted.accepted as u64);
-                return Err(self.refused(IngestError::Backpressure));
+                return Err(IngestError::Backpressure);
             }
             self.metrics
                 .spans_received
