@@ -115,6 +115,13 @@ pub trait DetectorFactory: Send + Sync {
         &[]
     }
 
+    /// The detector's own keys with their default values, for listings and
+    /// documentation (`perf-sentinel detectors`). Optional keys without a
+    /// default are left out. See [`defaults_table`].
+    fn default_config(&self) -> toml::Table {
+        toml::Table::new()
+    }
+
     /// Builds a detector from its configuration table: the detector's own
     /// keys only (the host strips `enabled`, `services` and
     /// `exclude_services`). An empty table means all defaults.
@@ -151,6 +158,12 @@ pub trait DetectorConfig: DeserializeOwned {
     fn validate(&self) -> Result<(), BuildError> {
         Ok(())
     }
+}
+
+/// A typed configuration's defaults as a TOML table, for
+/// [`DetectorFactory::default_config`].
+pub fn defaults_table<T: Default + serde::Serialize>() -> toml::Table {
+    toml::Table::try_from(T::default()).unwrap_or_default()
 }
 
 /// Deserializes and validates a detector's table.

@@ -21,7 +21,7 @@ pub mod testkit;
 pub use abi_stable::std_types::{RSlice, RStr, RString, RVec};
 pub use detector::{
     BuildError, Detector, DetectorConfig, DetectorError, DetectorFactory, InheritedKey,
-    parse_config,
+    defaults_table, parse_config,
 };
 pub use finding::{ExtraField, Finding, OwnedCodeLocation, Severity};
 pub use ids::{SpanId, TraceId};

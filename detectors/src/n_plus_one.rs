@@ -6,15 +6,15 @@ use std::collections::HashMap;
 
 use detector_api::{
     BuildError, Detector, DetectorConfig, DetectorError, DetectorFactory, Finding, InheritedKey,
-    IoKind, RVec, Severity, SpanView, TraceView, parse_config, register_builtin,
+    IoKind, RVec, Severity, SpanView, TraceView, defaults_table, parse_config, register_builtin,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// At most this many span ids are cited as evidence of one finding.
 const MAX_EVIDENCE: usize = 50;
 
 /// Configuration of `n_plus_one_sql` and `n_plus_one_http`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct NPlusOneConfig {
     /// Distinct parameter sets needed within the window (default 5).
@@ -286,6 +286,9 @@ impl DetectorFactory for NPlusOneSql {
     fn inherited_keys(&self) -> &[InheritedKey] {
         INHERITED
     }
+    fn default_config(&self) -> toml::Table {
+        defaults_table::<NPlusOneConfig>()
+    }
     fn build(&self, config: &toml::Table) -> Result<Box<dyn Detector>, BuildError> {
         Ok(Box::new(NPlusOne::new(&SQL, parse_config(config)?)))
     }
@@ -300,6 +303,9 @@ impl DetectorFactory for NPlusOneHttp {
     }
     fn inherited_keys(&self) -> &[InheritedKey] {
         INHERITED
+    }
+    fn default_config(&self) -> toml::Table {
+        defaults_table::<NPlusOneConfig>()
     }
     fn build(&self, config: &toml::Table) -> Result<Box<dyn Detector>, BuildError> {
         Ok(Box::new(NPlusOne::new(&HTTP, parse_config(config)?)))

@@ -23,6 +23,10 @@ struct Cli {
     /// directory when present, else built-in defaults).
     #[arg(long, global = true, env = "PERF_SENTINEL_CONFIG")]
     config: Option<PathBuf>,
+    /// Environment name: selects `[environments.<name>]` overlays and stamps
+    /// findings (overrides [daemon] environment).
+    #[arg(long, global = true, env = "PERF_SENTINEL_ENVIRONMENT")]
+    environment: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -33,8 +37,15 @@ enum Command {
     Watch(WatchArgs),
     /// List the detectors, whether they are enabled, and where they come from.
     Detectors,
-    /// Validate the configuration and exit.
-    CheckConfig,
+    /// Work with the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration, print every problem, exit 2 on any.
+    Check,
 }
 
 #[derive(clap::Args, Default)]
@@ -48,9 +59,6 @@ struct WatchArgs {
     /// OTLP HTTP and API port (overrides [daemon] listen_port_http).
     #[arg(long)]
     listen_port_http: Option<u16>,
-    /// Environment name (overrides [daemon] environment).
-    #[arg(long)]
-    environment: Option<String>,
 }
 
 /// Exit code for unusable configuration (distinct from runtime failures).
@@ -71,15 +79,16 @@ fn main() -> ExitCode {
         )
         .init();
     let cli = Cli::parse();
-    let overrides = match &cli.command {
+    let mut overrides = match &cli.command {
         Some(Command::Watch(args)) => daemon::Overrides {
             listen_address: args.listen_address,
             listen_port_grpc: args.listen_port_grpc,
             listen_port_http: args.listen_port_http,
-            environment: args.environment.clone(),
+            environment: None,
         },
         _ => daemon::Overrides::default(),
     };
+    overrides.environment = cli.environment.clone();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let (config, specs) = match daemon::prepare(cli.config.as_deref(), &cwd, overrides) {
         Ok(prepared) => prepared,
@@ -87,14 +96,20 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Detectors) => list_detectors(&config),
-        Some(Command::CheckConfig) => {
+        Some(Command::Config(ConfigCommand::Check)) => {
             let origin = config
                 .source
                 .as_ref()
                 .map_or("built-in defaults".to_owned(), |p| p.display().to_string());
             println!(
-                "configuration OK ({origin}); {} detectors enabled",
-                specs.len()
+                "configuration OK ({origin}); environment `{}`; {} detectors enabled: {}",
+                config.daemon.environment,
+                specs.len(),
+                specs
+                    .iter()
+                    .map(|s| s.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             ExitCode::SUCCESS
         }
@@ -156,22 +171,50 @@ fn list_detectors(config: &Config) -> ExitCode {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "{:<24} {:<8} {:<8} DESCRIPTION",
-        "ID", "ENABLED", "ORIGIN"
+        "environment: {}\n\n{:<24} {:<8} {:<8} {:<8} DESCRIPTION",
+        config.daemon.environment, "ID", "ENABLED", "DEFAULT", "ORIGIN"
     );
     for p in plans {
-        let description = refs
-            .iter()
-            .find(|f| f.id() == p.id)
-            .map_or("", |f| f.description());
+        let Some(factory) = refs.iter().find(|f| f.id() == p.id) else {
+            continue;
+        };
         let _ = writeln!(
             out,
-            "{:<24} {:<8} {:<8} {}",
+            "{:<24} {:<8} {:<8} {:<8} {}",
             p.id,
             if p.enabled { "yes" } else { "no" },
+            if factory.enabled_by_default() {
+                "on"
+            } else {
+                "off"
+            },
             "builtin",
-            description
+            factory.description()
         );
+        let keys = factory.default_config();
+        if !keys.is_empty() {
+            let _ = writeln!(out, "    keys (defaults): {}", inline(&keys));
+        }
+        if !p.params.is_empty() {
+            let _ = writeln!(out, "    configured:      {}", inline(&p.params));
+        }
+        for (label, list) in [
+            ("services", &p.services),
+            ("exclude_services", &p.exclude_services),
+        ] {
+            if !list.is_empty() {
+                let _ = writeln!(out, "    {label}: {}", list.join(", "));
+            }
+        }
     }
     ExitCode::SUCCESS
+}
+
+/// `a = 1, b = "x"` on one line.
+fn inline(table: &toml::Table) -> String {
+    table
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

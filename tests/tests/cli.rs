@@ -1,5 +1,5 @@
 //! The command line as a user meets it: configuration errors reported all at
-//! once with file and key, `check-config`, `detectors`, and a clear failure
+//! once with file and key, `config check`, `detectors`, and a clear failure
 //! when a port is taken.
 
 mod common;
@@ -32,7 +32,7 @@ fn every_config_problem_is_reported_at_once_with_file_and_key() {
     .unwrap();
     for args in [
         vec!["watch", "--config", path.to_str().unwrap()],
-        vec!["check-config", "--config", path.to_str().unwrap()],
+        vec!["config", "check", "--config", path.to_str().unwrap()],
     ] {
         let out = run(&dir, &args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -65,7 +65,7 @@ fn a_detector_refusing_its_table_names_it() {
     )
     .unwrap();
     // Picked up from the working directory without --config.
-    let out = run(&dir, &["check-config"]);
+    let out = run(&dir, &["config", "check"]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains(".perf-sentinel.toml"), "{err}");
@@ -76,7 +76,7 @@ fn a_detector_refusing_its_table_names_it() {
 #[test]
 fn defaults_need_no_file_and_detectors_are_listed() {
     let dir = TempDir::new("cli-ok");
-    let out = run(&dir, &["check-config"]);
+    let out = run(&dir, &["config", "check"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("built-in defaults"));
 

@@ -61,7 +61,7 @@ pub fn sample_traces() -> Vec<TraceBuilder> {
 /// requires. Returns every problem found, one per line.
 ///
 /// - the id is lower_snake_case and the description is not empty;
-/// - the default (empty) configuration builds;
+/// - the default (empty) configuration builds, and so does `default_config()`;
 /// - an unknown key is refused;
 /// - an empty trace yields no finding and no error, and so does `flush`;
 /// - two fresh instances give identical findings on [`sample_traces`];
@@ -86,6 +86,10 @@ pub fn check_conformance(factory: &dyn DetectorFactory) -> Result<(), String> {
     unknown.insert("conformance_unknown_key".into(), toml::Value::Integer(1));
     if factory.build(&unknown).is_ok() {
         problems.push(format!("`{id}` accepted an unknown configuration key"));
+    }
+
+    if let Err(e) = factory.build(&factory.default_config()) {
+        problems.push(format!("`{id}` refused its own default_config(): {e}"));
     }
 
     match (factory.build(&empty), factory.build(&empty)) {

@@ -34,6 +34,9 @@ impl DetectorFactory for Builtin {
     fn inherited_keys(&self) -> &[detector_api::InheritedKey] {
         self.0.inherited_keys()
     }
+    fn default_config(&self) -> toml::Table {
+        self.0.default_config()
+    }
     fn build(&self, config: &toml::Table) -> Result<Box<dyn Detector>, BuildError> {
         self.0.build(config)
     }
