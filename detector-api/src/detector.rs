@@ -110,6 +110,14 @@ pub trait DetectorFactory: Send + Sync {
         true
     }
 
+    /// True when the detector keeps statistics across traces (percentiles
+    /// over a rolling window, correlations). The host then runs one instance
+    /// that sees every trace, whatever the number of analysis shards; other
+    /// detectors get one instance per shard.
+    fn cross_trace(&self) -> bool {
+        false
+    }
+
     /// Keys it inherits from `[detection]` (built-ins only).
     fn inherited_keys(&self) -> &[InheritedKey] {
         &[]

@@ -124,6 +124,10 @@ pub struct SpanView<'a> {
     pub service: RStr<'a>,
     /// The span name.
     pub name: RStr<'a>,
+    /// Name of the instrumentation scope that emitted the span (e.g.
+    /// `io.opentelemetry.hibernate-6.0`, `opentelemetry.instrumentation.django`):
+    /// tells which ORM or client library made the call.
+    pub scope: RStr<'a>,
     /// I/O category.
     pub kind: IoKind,
     /// OpenTelemetry span kind.

@@ -4,7 +4,16 @@
 //! [`register_builtin!`](detector_api::register_builtin); the host links this
 //! crate by name so the registrations survive linking.
 
+mod chatty;
+mod common;
+mod fanout;
+mod frameworks;
+mod io_waste;
 mod n_plus_one;
+mod pool;
+mod redundant;
+mod serialized;
+mod slow;
 
 pub use n_plus_one::{NPlusOneConfig, NPlusOneHttp, NPlusOneSql};
 

@@ -10,8 +10,9 @@ use detector_api::{
 };
 use serde::{Deserialize, Serialize};
 
-/// At most this many span ids are cited as evidence of one finding.
-const MAX_EVIDENCE: usize = 50;
+use crate::common::{
+    MAX_EVIDENCE, code_of, endpoint_of, group_by_service_template, is_outbound, timing,
+};
 
 /// Configuration of `n_plus_one_sql` and `n_plus_one_http`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -127,7 +128,7 @@ impl NPlusOne {
     }
 
     fn eligible(&self, s: &SpanView<'_>) -> bool {
-        !s.template.is_empty() && !s.span_kind.is_inbound()
+        !s.template.is_empty() && is_outbound(s)
     }
 
     /// Within one group of same-service, same-template calls ordered by start
@@ -174,22 +175,9 @@ impl NPlusOne {
         } else {
             Severity::Warning
         };
-        let endpoint = trace
-            .source_endpoint(group[0] as usize)
-            .and_then(|(_, s)| s.endpoint())
-            .unwrap_or_default();
-        let first_ns = first.start_ns;
-        let last_ns = group
-            .iter()
-            .map(|&i| spans[i as usize].end_ns())
-            .max()
-            .unwrap_or(first_ns);
-        let total: u64 = group.iter().map(|&i| spans[i as usize].duration_ns).sum();
-        let code = group
-            .iter()
-            .map(|&i| &spans[i as usize].code)
-            .find(|c| !c.is_empty())
-            .unwrap_or(&first.code);
+        let endpoint = endpoint_of(trace, group[0] as usize);
+        let (first_ns, last_ns, total) = timing(spans, group);
+        let code = code_of(spans, group);
         let template = first.template.as_str();
         let title = if endpoint.is_empty() {
             format!("N+1: {occurrences} {} of `{template}`", self.flavour.noun)
@@ -238,32 +226,14 @@ impl Detector for NPlusOne {
             self.candidates = candidates;
             return Ok(());
         }
-        // `of_kind` is ordered by start time; a stable sort on the group key
-        // keeps each group in start order.
-        candidates.sort_by(|&a, &b| {
-            let (sa, sb) = (&spans[a as usize], &spans[b as usize]);
-            (sa.service.as_str(), sa.template.as_str())
-                .cmp(&(sb.service.as_str(), sb.template.as_str()))
-        });
-        let mut start = 0;
-        while start < candidates.len() {
-            let key = &spans[candidates[start] as usize];
-            let end = candidates[start..]
-                .iter()
-                .position(|&i| {
-                    let s = &spans[i as usize];
-                    s.service.as_str() != key.service.as_str()
-                        || s.template.as_str() != key.template.as_str()
-                })
-                .map_or(candidates.len(), |p| start + p);
-            let group = &candidates[start..end];
+        for range in group_by_service_template(spans, &mut candidates) {
+            let group = &candidates[range];
             if group.len() >= self.config.min_occurrences as usize {
                 let (a, b, distinct) = self.best_window(spans, group);
                 if distinct >= self.config.min_occurrences {
                     out.push(self.report(trace, &group[a..=b], distinct));
                 }
             }
-            start = end;
         }
         self.candidates = candidates;
         Ok(())

@@ -27,6 +27,8 @@ pub struct SpanSpec {
     pub service: String,
     /// Span name.
     pub name: String,
+    /// Instrumentation scope name.
+    pub scope: String,
     /// I/O kind.
     pub kind: IoKind,
     /// OpenTelemetry span kind.
@@ -73,6 +75,7 @@ impl Default for SpanSpec {
             parent: None,
             service: "svc".into(),
             name: "span".into(),
+            scope: String::new(),
             kind: IoKind::Other,
             span_kind: SpanKind::Internal,
             start_us: 0,
@@ -152,6 +155,12 @@ impl SpanSpec {
     pub fn at_us(mut self, start_us: u64, duration_us: u64) -> Self {
         self.start_us = start_us;
         self.duration_us = duration_us;
+        self
+    }
+
+    /// Sets the instrumentation scope name.
+    pub fn scope(mut self, scope: &str) -> Self {
+        self.scope = scope.into();
         self
     }
 
@@ -253,6 +262,7 @@ impl TraceBuilder {
                 parent: s.parent.map_or(NO_PARENT, |p| p as u32),
                 service: s.service.as_str().into(),
                 name: s.name.as_str().into(),
+                scope: s.scope.as_str().into(),
                 kind: s.kind,
                 span_kind: s.span_kind,
                 is_error: s.is_error,

@@ -87,6 +87,7 @@ pub fn convert(
             .filter(|s| !s.is_empty())
             .unwrap_or("unknown_service");
         for ss in &rs.scope_spans {
+            let scope = ss.scope.as_ref().map_or("", |s| s.name.as_str());
             for span in &ss.spans {
                 let Some((trace_id, span_id, parent_id)) = ids(span) else {
                     out.rejected_invalid_id += 1;
@@ -102,12 +103,13 @@ pub fn convert(
                 };
                 last = Some((trace_id, shard, idx));
                 let frag = &mut out.shards[shard][idx];
+                let names = Names { service, scope };
                 out.truncated_strings += push_span(
                     frag,
                     span,
                     span_id,
                     parent_id,
-                    service,
+                    names,
                     resource_attrs,
                     limits,
                 );
@@ -204,13 +206,19 @@ impl<'r> Known<'r> {
     }
 }
 
+/// Names a span inherits from its resource and scope.
+struct Names<'r> {
+    service: &'r str,
+    scope: &'r str,
+}
+
 /// Copies one span into `frag`; returns how many strings were cut.
 fn push_span(
     frag: &mut TraceFragment,
     span: &Span,
     span_id: SpanId,
     parent_id: SpanId,
-    service: &str,
+    names: Names<'_>,
     resource_attrs: &[KeyValue],
     limits: &ConvertLimits,
 ) -> usize {
@@ -261,7 +269,8 @@ fn push_span(
         attrs_len: frag.attrs.len() as u32 - attrs_start,
         ..SpanRecord::default()
     };
-    rec.service = arena.push_capped(service, s).0;
+    rec.service = arena.push_capped(names.service, s).0;
+    rec.scope = arena.push_capped(names.scope, s).0;
     rec.name = arena.push_capped(&span.name, s).0;
     rec.span_kind = Role(match span::SpanKind::try_from(span.kind) {
         Ok(span::SpanKind::Server) => SpanKind::Server,

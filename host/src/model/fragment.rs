@@ -22,6 +22,8 @@ pub struct SpanRecord {
     pub parent_id: SpanId,
     pub service: StrRef,
     pub name: StrRef,
+    /// Instrumentation scope name.
+    pub scope: StrRef,
     pub kind: Kind,
     pub span_kind: Role,
     pub is_error: bool,
@@ -70,6 +72,7 @@ impl SpanRecord {
         for r in [
             &mut self.service,
             &mut self.name,
+            &mut self.scope,
             &mut self.target,
             &mut self.db_system,
             &mut self.http_method,

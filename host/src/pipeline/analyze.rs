@@ -149,6 +149,7 @@ impl Analyzer {
                     parent,
                     service: arena.get(s.service).into(),
                     name: arena.get(s.name).into(),
+                    scope: arena.get(s.scope).into(),
                     kind: s.kind.0,
                     span_kind: s.span_kind.0,
                     is_error: s.is_error,

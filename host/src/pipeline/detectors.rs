@@ -34,6 +34,9 @@ impl DetectorFactory for Builtin {
     fn inherited_keys(&self) -> &[detector_api::InheritedKey] {
         self.0.inherited_keys()
     }
+    fn cross_trace(&self) -> bool {
+        self.0.cross_trace()
+    }
     fn default_config(&self) -> toml::Table {
         self.0.default_config()
     }
