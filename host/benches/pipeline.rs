@@ -19,7 +19,7 @@ use perf_sentinel::findings::Stamp;
 use perf_sentinel::ingest::convert::{ConvertLimits, convert};
 use perf_sentinel::metrics::Metrics;
 use perf_sentinel::normalize::{normalize_http, normalize_sql};
-use perf_sentinel::pipeline::analyze::Analyzer;
+use perf_sentinel::pipeline::analyze::{Analyzer, PrepScratch};
 use perf_sentinel::pipeline::detectors::ActiveDetector;
 use perf_sentinel::window::{TraceWindow, WindowLimits};
 use prost::Message;
@@ -175,6 +175,7 @@ fn bench_window_and_detect(c: &mut Criterion) {
     let (traces, per_trace) = (20, 25);
     let request = synthetic_request(traces, per_trace, 2);
     let (mut analyzer, metrics) = analyzer();
+    let mut scratch = PrepScratch::default();
     let limits = WindowLimits {
         max_traces: 10_000,
         max_spans_per_trace: 1000,
@@ -199,7 +200,7 @@ fn bench_window_and_detect(c: &mut Criterion) {
                 window.expire(now, &mut closed);
                 let mut findings = 0;
                 for c in closed.drain(..) {
-                    findings += analyzer.analyze(&c.fragment, &metrics).len();
+                    findings += analyzer.analyze(&c.fragment, &mut scratch, &metrics).len();
                 }
                 assert_eq!(findings, traces / 2);
                 findings

@@ -58,6 +58,7 @@ pub fn detector_specs(config: &Config) -> Result<Vec<Arc<DetectorSpec>>, ConfigE
             let factory = factories.iter().find(|f| f.id() == p.id)?.clone();
             Some(Arc::new(DetectorSpec {
                 description: factory.description().to_owned(),
+                cross_trace: factory.cross_trace(),
                 origin: "builtin".into(),
                 id: p.id,
                 factory,

@@ -205,6 +205,11 @@ async fn real_exporters_and_raw_json_reach_findings_stdout_and_metrics() {
         1.0
     );
     assert_eq!(m("perf_sentinel_active_traces"), 0.0);
+    // I/O accounting: 12 + 6 SQL calls and 5 HTTP calls, of which 11 + 5 + 4
+    // could have been one call each.
+    assert_eq!(m("perf_sentinel_io_ops_total"), 23.0);
+    assert_eq!(m("perf_sentinel_avoidable_io_ops_total"), 20.0);
+    assert!((m("perf_sentinel_io_waste_ratio") - 20.0 / 23.0).abs() < 1e-9);
 
     let status: serde_json::Value = serde_json::from_str(&daemon.get("/api/status").await).unwrap();
     assert_eq!(status["spans_received"], 26);

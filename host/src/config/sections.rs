@@ -204,6 +204,17 @@ fn read_detection(table: &Table, problems: &mut Problems<'_>) -> Table {
             out.insert(key.to_owned(), toml::Value::Integer(v));
         }
     }
+    // How N+1 detection treats statements the agent already sanitized.
+    const SANITIZER: &str = "sanitizer_aware_classification";
+    let mode = s.string(SANITIZER, "", |v| match v {
+        "auto" | "strict" | "always" | "never" => Ok(()),
+        other => Err(format!(
+            "must be one of \"auto\", \"strict\", \"always\", \"never\", got {other:?}"
+        )),
+    });
+    if !mode.is_empty() {
+        out.insert(SANITIZER.to_owned(), toml::Value::String(mode));
+    }
     s.finish();
     out
 }

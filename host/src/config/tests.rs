@@ -650,3 +650,24 @@ fn factory_defaults_and_overlay_errors_are_attributed() {
     let plans = config.detector_plans(&[&Recording]).unwrap();
     assert!(!plans[0].enabled, "the factory's default applies");
 }
+
+#[test]
+fn sanitizer_mode_is_validated_and_kept() {
+    let c = from_toml_str(
+        "[detection]\nsanitizer_aware_classification = \"strict\"",
+        "f.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        c.detection["sanitizer_aware_classification"].as_str(),
+        Some("strict")
+    );
+    let Err(ConfigError::Invalid(p)) = from_toml_str(
+        "[detection]\nsanitizer_aware_classification = \"sometimes\"",
+        "f.toml",
+    ) else {
+        panic!("an unknown mode must be refused");
+    };
+    assert_eq!(p[0].key, "detection.sanitizer_aware_classification");
+    assert!(p[0].message.contains("sometimes"), "{}", p[0].message);
+}

@@ -6,6 +6,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -49,6 +50,9 @@ pub struct Metrics {
     pub findings_stdout_dropped: Counter,
     pub detector_errors: Family<DetectorLabel, Counter>,
     pub detectors_quarantined: Gauge,
+    pub io_ops: Counter,
+    pub avoidable_io_ops: Counter,
+    pub io_waste_ratio: Gauge<f64, AtomicU64>,
 }
 
 impl Metrics {
@@ -73,6 +77,9 @@ impl Metrics {
             findings_stdout_dropped: Counter::default(),
             detector_errors: Family::default(),
             detectors_quarantined: Gauge::default(),
+            io_ops: Counter::default(),
+            avoidable_io_ops: Counter::default(),
+            io_waste_ratio: Gauge::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -161,7 +168,32 @@ impl Metrics {
             "Detectors stopped after failing repeatedly",
             m.detectors_quarantined.clone(),
         );
+        r.register(
+            "io_ops",
+            "Outbound I/O calls (SQL, HTTP, messaging, RPC) in analyzed traces",
+            m.io_ops.clone(),
+        );
+        r.register(
+            "avoidable_io_ops",
+            "I/O calls that N+1 and redundant findings say could have been avoided",
+            m.avoidable_io_ops.clone(),
+        );
+        r.register(
+            "io_waste_ratio",
+            "Avoidable over all I/O calls since start",
+            m.io_waste_ratio.clone(),
+        );
         Self { registry, ..m }
+    }
+
+    /// Adds one trace's I/O figures and refreshes the cumulative ratio.
+    pub fn record_io(&self, total: u64, avoidable: u64) {
+        if total == 0 {
+            return;
+        }
+        let all = self.io_ops.inc_by(total) + total;
+        let wasted = self.avoidable_io_ops.inc_by(avoidable) + avoidable;
+        self.io_waste_ratio.set(wasted as f64 / all as f64);
     }
 
     /// Counts a refused request.

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::Arc;
 
 use abi_stable::std_types::{ROption, RSlice};
 use detector_api::{
@@ -14,6 +13,7 @@ use detector_api::{
 use xxhash_rust::xxh3::Xxh3;
 
 use super::detectors::ActiveDetector;
+
 use crate::findings::{FindingRecord, Stamp};
 use crate::metrics::Metrics;
 use crate::model::TraceFragment;
@@ -78,14 +78,125 @@ fn normalize_span(
     }
 }
 
-/// One shard's analysis state: its detectors and reusable scratch buffers.
+/// What normalization made of one trace: the templates its views borrow and
+/// the parent index of every span. Owned, so a trace can move to the
+/// cross-trace stage without being normalized again.
+#[derive(Default)]
+pub struct Prepared {
+    templates: String,
+    norms: Vec<Norm>,
+    parents: Vec<u32>,
+}
+
+/// Reusable buffers of the preparation step.
+#[derive(Default)]
+pub struct PrepScratch {
+    params: Vec<Range<usize>>,
+    ids: HashMap<SpanId, u32>,
+}
+
+/// Normalizes every span of `frag` once and resolves parents.
+pub fn prepare(frag: &TraceFragment, scratch: &mut PrepScratch) -> Prepared {
+    let arena = &frag.arena;
+    let mut prep = Prepared {
+        templates: String::with_capacity(frag.spans.len() * 48),
+        norms: Vec::with_capacity(frag.spans.len()),
+        parents: Vec::with_capacity(frag.spans.len()),
+    };
+    scratch.ids.clear();
+    for (i, s) in frag.spans.iter().enumerate() {
+        scratch.ids.insert(s.span_id, i as u32);
+        let norm = normalize_span(
+            s.kind.0,
+            arena.get(s.target),
+            arena.get(s.http_method),
+            arena.get(s.http_route),
+            arena.get(s.messaging_system),
+            &mut prep.templates,
+            &mut scratch.params,
+        );
+        prep.norms.push(norm);
+    }
+    for s in &frag.spans {
+        let parent = if s.parent_id.is_zero() {
+            NO_PARENT
+        } else {
+            scratch.ids.get(&s.parent_id).copied().unwrap_or(NO_PARENT)
+        };
+        prep.parents.push(parent);
+    }
+    prep
+}
+
+/// Builds the borrowed [`TraceView`] of a prepared trace and hands it to `f`.
+pub fn with_view<R>(
+    frag: &TraceFragment,
+    prep: &Prepared,
+    f: impl FnOnce(&TraceView<'_>) -> R,
+) -> R {
+    let arena = &frag.arena;
+    let attrs: Vec<Attribute<'_>> = frag
+        .attrs
+        .iter()
+        .map(|a| Attribute {
+            key: arena.get(a.key).into(),
+            value: arena.get(a.value).into(),
+        })
+        .collect();
+    let templates = prep.templates.as_str();
+    let spans: Vec<SpanView<'_>> = frag
+        .spans
+        .iter()
+        .zip(&prep.norms)
+        .zip(&prep.parents)
+        .map(|((s, n), &parent)| {
+            let a = s.attrs_start as usize;
+            let span_attrs = attrs.get(a..a + s.attrs_len as usize).unwrap_or(&[]);
+            SpanView {
+                span_id: s.span_id,
+                parent,
+                service: arena.get(s.service).into(),
+                name: arena.get(s.name).into(),
+                scope: arena.get(s.scope).into(),
+                kind: s.kind.0,
+                span_kind: s.span_kind.0,
+                is_error: s.is_error,
+                http_status: s.http_status,
+                start_ns: s.start_ns,
+                duration_ns: s.duration_ns,
+                target: arena.get(s.target).into(),
+                template: templates
+                    .get(n.template.0 as usize..n.template.1 as usize)
+                    .unwrap_or("")
+                    .into(),
+                params_hash: n.params_hash,
+                param_count: n.param_count,
+                db_system: arena.get(s.db_system).into(),
+                http_method: arena.get(s.http_method).into(),
+                http_route: arena.get(s.http_route).into(),
+                peer_service: arena.get(s.peer_service).into(),
+                messaging_system: arena.get(s.messaging_system).into(),
+                messaging_destination: arena.get(s.messaging_destination).into(),
+                response_bytes: s.response_bytes.map_or(ROption::RNone, ROption::RSome),
+                code: CodeLocation {
+                    function: arena.get(s.code_function).into(),
+                    filepath: arena.get(s.code_filepath).into(),
+                    namespace: arena.get(s.code_namespace).into(),
+                    lineno: s.code_lineno,
+                },
+                attributes: RSlice::from_slice(span_attrs),
+            }
+        })
+        .collect();
+    let index = TraceIndex::build(&spans);
+    let view = TraceView::new(frag.trace_id, &spans, &index);
+    f(&view)
+}
+
+/// A set of detector instances and the stamp their findings get.
 pub struct Analyzer {
     detectors: Vec<ActiveDetector>,
     stamp: Stamp,
-    templates: String,
-    params: Vec<Range<usize>>,
-    norms: Vec<Norm>,
-    parents: HashMap<SpanId, u32>,
     findings: RVec<Finding>,
 }
 
@@ -95,104 +206,40 @@ impl Analyzer {
         Self {
             detectors,
             stamp,
-            templates: String::new(),
-            params: Vec::new(),
-            norms: Vec::new(),
-            parents: HashMap::new(),
             findings: RVec::new(),
         }
     }
 
-    /// Analyzes one trace; returns its findings, sorted on a stable key.
-    pub fn analyze(&mut self, frag: &TraceFragment, metrics: &Metrics) -> Vec<FindingRecord> {
-        let arena = &frag.arena;
-        self.templates.clear();
-        self.norms.clear();
-        self.parents.clear();
-        for (i, s) in frag.spans.iter().enumerate() {
-            self.parents.insert(s.span_id, i as u32);
-            let norm = normalize_span(
-                s.kind.0,
-                arena.get(s.target),
-                arena.get(s.http_method),
-                arena.get(s.http_route),
-                arena.get(s.messaging_system),
-                &mut self.templates,
-                &mut self.params,
-            );
-            self.norms.push(norm);
-        }
+    /// True when it runs no detector.
+    pub fn is_empty(&self) -> bool {
+        self.detectors.is_empty()
+    }
 
-        let attrs: Vec<Attribute<'_>> = frag
-            .attrs
-            .iter()
-            .map(|a| Attribute {
-                key: arena.get(a.key).into(),
-                value: arena.get(a.value).into(),
-            })
-            .collect();
-        let templates = self.templates.as_str();
-        let spans: Vec<SpanView<'_>> = frag
-            .spans
-            .iter()
-            .zip(&self.norms)
-            .map(|(s, n)| {
-                let parent = if s.parent_id.is_zero() {
-                    NO_PARENT
-                } else {
-                    self.parents.get(&s.parent_id).copied().unwrap_or(NO_PARENT)
-                };
-                let a = s.attrs_start as usize;
-                let span_attrs = attrs.get(a..a + s.attrs_len as usize).unwrap_or(&[]);
-                SpanView {
-                    span_id: s.span_id,
-                    parent,
-                    service: arena.get(s.service).into(),
-                    name: arena.get(s.name).into(),
-                    scope: arena.get(s.scope).into(),
-                    kind: s.kind.0,
-                    span_kind: s.span_kind.0,
-                    is_error: s.is_error,
-                    http_status: s.http_status,
-                    start_ns: s.start_ns,
-                    duration_ns: s.duration_ns,
-                    target: arena.get(s.target).into(),
-                    template: templates
-                        .get(n.template.0 as usize..n.template.1 as usize)
-                        .unwrap_or("")
-                        .into(),
-                    params_hash: n.params_hash,
-                    param_count: n.param_count,
-                    db_system: arena.get(s.db_system).into(),
-                    http_method: arena.get(s.http_method).into(),
-                    http_route: arena.get(s.http_route).into(),
-                    peer_service: arena.get(s.peer_service).into(),
-                    messaging_system: arena.get(s.messaging_system).into(),
-                    messaging_destination: arena.get(s.messaging_destination).into(),
-                    response_bytes: s.response_bytes.map_or(ROption::RNone, ROption::RSome),
-                    code: CodeLocation {
-                        function: arena.get(s.code_function).into(),
-                        filepath: arena.get(s.code_filepath).into(),
-                        namespace: arena.get(s.code_namespace).into(),
-                        lineno: s.code_lineno,
-                    },
-                    attributes: RSlice::from_slice(span_attrs),
-                }
-            })
-            .collect();
-        let index = TraceIndex::build(&spans);
-        let view = TraceView::new(frag.trace_id, &spans, &index);
-
+    /// Runs every detector over `view`; returns the findings, sorted on a
+    /// stable key.
+    pub fn run(&mut self, view: &TraceView<'_>, metrics: &Metrics) -> Vec<FindingRecord> {
         let mut records = Vec::new();
         for d in &mut self.detectors {
             self.findings.clear();
-            d.detect(&view, &mut self.findings, metrics);
+            d.detect(view, &mut self.findings, metrics);
             for f in self.findings.drain(..) {
-                records.push(FindingRecord::new(f, &d.spec.origin, &self.stamp, &view));
+                records.push(FindingRecord::new(f, &d.spec.origin, &self.stamp, view));
             }
         }
         records.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         records
+    }
+
+    /// Normalizes, builds the view and runs every detector: the whole
+    /// analysis of one trace in one call (benches, batch mode).
+    pub fn analyze(
+        &mut self,
+        frag: &TraceFragment,
+        scratch: &mut PrepScratch,
+        metrics: &Metrics,
+    ) -> Vec<FindingRecord> {
+        let prep = prepare(frag, scratch);
+        with_view(frag, &prep, |view| self.run(view, metrics))
     }
 
     /// Asks every detector to report what it accumulated across traces.
@@ -205,17 +252,34 @@ impl Analyzer {
                 records.push(FindingRecord::without_trace(f, &d.spec.origin, &self.stamp));
             }
         }
+        records.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         records
-    }
-
-    /// The detectors, for status reporting.
-    pub fn detector_ids(&self) -> impl Iterator<Item = &str> {
-        self.detectors.iter().map(|d| d.spec.id.as_str())
     }
 }
 
-/// Shared handle to the origin label of a detector.
-pub type Origin = Arc<str>;
+/// Outbound I/O calls in `view`, and how many of them the findings say
+/// could have been avoided (N+1 and redundant calls, counted once per
+/// template and endpoint: the larger figure wins).
+pub fn io_accounting(view: &TraceView<'_>, records: &[FindingRecord]) -> (u64, u64) {
+    let spans = view.spans();
+    let total = [IoKind::Sql, IoKind::Http, IoKind::Messaging, IoKind::Rpc]
+        .iter()
+        .flat_map(|k| view.of_kind(*k))
+        .filter(|&&i| !spans[i as usize].span_kind.is_inbound())
+        .count() as u64;
+    let mut avoidable: HashMap<(&str, &str), u64> = HashMap::new();
+    for r in records {
+        let f = &r.finding;
+        let kind = f.kind.as_str();
+        if kind.starts_with("n_plus_one_") || kind.starts_with("redundant_") {
+            let slot = avoidable
+                .entry((f.template.as_str(), f.endpoint.as_str()))
+                .or_insert(0);
+            *slot = (*slot).max(u64::from(f.avoidable_io));
+        }
+    }
+    (total, avoidable.values().sum::<u64>().min(total))
+}
 
 #[cfg(test)]
 mod tests {

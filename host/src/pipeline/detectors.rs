@@ -56,6 +56,8 @@ pub struct DetectorSpec {
     pub params: toml::Table,
     pub services: Vec<String>,
     pub exclude_services: Vec<String>,
+    /// Runs as one instance seeing every trace (see `DetectorFactory::cross_trace`).
+    pub cross_trace: bool,
     pub stats: DetectorStats,
 }
 

@@ -3,6 +3,7 @@
 //! the findings sink they publish to.
 
 pub mod analyze;
+pub mod cross;
 pub mod detectors;
 pub mod queue;
 pub mod shard;
@@ -24,6 +25,7 @@ use shard::Shard;
 pub struct Pipeline {
     senders: Vec<Sender<ShardMsg>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    cross: Mutex<Option<JoinHandle<()>>>,
     pub admission: Arc<Admission>,
 }
 
@@ -63,22 +65,36 @@ impl Pipeline {
             remembered: settings.limits.remembered.div_ceil(shards),
             ..settings.limits
         };
-        let mut senders = Vec::with_capacity(shards);
-        let mut threads = Vec::with_capacity(shards);
-        for i in 0..shards {
-            let detectors = specs
-                .iter()
+        let build = |specs: &mut dyn Iterator<Item = &Arc<DetectorSpec>>| {
+            specs
                 .map(|s| {
                     ActiveDetector::build(s.clone()).map_err(|source| PipelineError::Build {
                         id: s.id.clone(),
                         source,
                     })
                 })
-                .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, _>>()
+        };
+        // Cross-trace detectors get one instance that sees every trace.
+        let cross_specs: Vec<_> = specs.iter().filter(|s| s.cross_trace).collect();
+        let (cross_tx, cross_thread) = if cross_specs.is_empty() {
+            (None, None)
+        } else {
+            let analyzer =
+                Analyzer::new(build(&mut cross_specs.into_iter())?, settings.stamp.clone());
+            let (tx, handle) = cross::spawn(analyzer, metrics.clone(), sink.clone())?;
+            (Some(tx), Some(handle))
+        };
+        let mut senders = Vec::with_capacity(shards);
+        let mut threads = Vec::with_capacity(shards);
+        for i in 0..shards {
+            let detectors = build(&mut specs.iter().filter(|s| !s.cross_trace))?;
             let (tx, rx) = channel();
             let shard = Shard {
                 window: TraceWindow::new(per_shard),
                 analyzer: Analyzer::new(detectors, settings.stamp.clone()),
+                scratch: Default::default(),
+                cross: cross_tx.clone(),
                 rx,
                 admission: admission.clone(),
                 metrics: metrics.clone(),
@@ -93,6 +109,7 @@ impl Pipeline {
         Ok(Self {
             senders,
             threads: Mutex::new(threads),
+            cross: Mutex::new(cross_thread),
             admission,
         })
     }
@@ -129,6 +146,11 @@ impl Pipeline {
             if t.join().is_err() {
                 tracing::error!("an analysis shard panicked during shutdown");
             }
+        }
+        // The shards held the cross-trace stage's senders; it drains and ends.
+        let cross = self.cross.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(Err(_)) = cross.map(JoinHandle::join) {
+            tracing::error!("the cross-trace stage panicked during shutdown");
         }
     }
 }

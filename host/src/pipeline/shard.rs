@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::analyze::Analyzer;
+use std::sync::mpsc::SyncSender;
+
+use super::analyze::{Analyzer, PrepScratch, io_accounting, prepare, with_view};
+use super::cross::CrossMsg;
 use super::queue::{Admission, ShardMsg};
 use crate::findings::FindingsSink;
 use crate::metrics::{Metrics, ReasonLabel};
@@ -16,19 +19,22 @@ use crate::window::{ClosedTrace, TraceWindow};
 /// detectors, and an upper bound on timer lateness.
 const TICK: Duration = Duration::from_millis(250);
 /// How often cross-trace detectors are flushed.
-const FLUSH_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const FLUSH_EVERY: Duration = Duration::from_secs(10);
 
 /// The parts a shard thread owns.
 pub struct Shard {
     pub window: TraceWindow,
     pub analyzer: Analyzer,
+    pub scratch: PrepScratch,
+    /// The cross-trace stage, when a cross-trace detector is enabled.
+    pub cross: Option<SyncSender<CrossMsg>>,
     pub rx: Receiver<ShardMsg>,
     pub admission: Arc<Admission>,
     pub metrics: Arc<Metrics>,
     pub sink: FindingsSink,
 }
 
-fn wall_ns() -> u64 {
+pub(crate) fn wall_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
@@ -101,7 +107,15 @@ impl Shard {
     fn analyze_all(&mut self, closed: &mut Vec<ClosedTrace>) {
         for c in closed.drain(..) {
             self.metrics.active_traces.dec();
-            let records = self.analyzer.analyze(&c.fragment, &self.metrics);
+            let prep = prepare(&c.fragment, &mut self.scratch);
+            let metrics = &self.metrics;
+            let analyzer = &mut self.analyzer;
+            let records = with_view(&c.fragment, &prep, |view| {
+                let records = analyzer.run(view, metrics);
+                let (total, avoidable) = io_accounting(view, &records);
+                metrics.record_io(total, avoidable);
+                records
+            });
             self.metrics
                 .spans_analyzed
                 .inc_by(c.fragment.spans.len() as u64);
@@ -112,6 +126,10 @@ impl Shard {
                 })
                 .inc();
             self.sink.publish(records);
+            if let Some(cross) = &self.cross {
+                // Blocks when the stage is behind: backpressure, not loss.
+                let _ = cross.send((c.fragment, prep));
+            }
         }
     }
 
