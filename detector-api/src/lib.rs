@@ -8,7 +8,11 @@
 //! boundary as it is, with no conversion.
 #![warn(missing_docs)]
 
+// The FFI layer: abi_stable's macros expand to unsafe code here and only here.
+#[allow(unsafe_code)]
+pub mod abi;
 mod detector;
+mod export;
 mod finding;
 mod ids;
 mod registry;
