@@ -17,6 +17,9 @@ use crate::{Finding, TraceView};
 pub struct DetectorError {
     /// What went wrong.
     pub message: RString,
+    /// The detector panicked (caught on its side of the plugin boundary); the
+    /// host never calls that instance again.
+    pub panicked: bool,
 }
 
 impl DetectorError {
@@ -24,6 +27,15 @@ impl DetectorError {
     pub fn new(message: impl Into<RString>) -> Self {
         Self {
             message: message.into(),
+            panicked: false,
+        }
+    }
+
+    /// A caught panic with `message`.
+    pub fn panic(message: impl Into<RString>) -> Self {
+        Self {
+            message: message.into(),
+            panicked: true,
         }
     }
 }

@@ -1,1 +1,262 @@
-//! (being written)
+//! Pool saturation: a service holding many SQL calls open at the same time,
+//! which exhausts its connection pool (callers queue for a connection) and
+//! loads the database. The peak is found with a sweep line over start and
+//! end events.
+
+use detector_api::{
+    BuildError, Detector, DetectorConfig, DetectorError, DetectorFactory, Finding, InheritedKey,
+    IoKind, RVec, Severity, SpanId, TraceView, defaults_table, parse_config, register_builtin,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::common::{MAX_EVIDENCE, code_of, endpoint_of, is_outbound, timing};
+use crate::fanout::{count_u32, tally, template_or_name};
+
+/// Configuration of `pool_saturation`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoolConfig {
+    /// A service with at least this many SQL calls open at once is reported
+    /// (default 10, inherited from `[detection]
+    /// pool_saturation_concurrent_threshold`).
+    pub concurrent_threshold: u32,
+    /// The finding is critical from `concurrent_threshold *
+    /// critical_multiplier` concurrent calls (default 2.0).
+    pub critical_multiplier: f64,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            concurrent_threshold: 10,
+            critical_multiplier: 2.0,
+        }
+    }
+}
+
+impl DetectorConfig for PoolConfig {
+    fn validate(&self) -> Result<(), BuildError> {
+        if self.concurrent_threshold == 0 {
+            return Err(BuildError::invalid(
+                "concurrent_threshold",
+                "must be at least 1, got 0",
+            ));
+        }
+        crate::fanout::check_multiplier(self.critical_multiplier)
+    }
+}
+
+const INHERITED: &[InheritedKey] = &[InheritedKey {
+    detection_key: "pool_saturation_concurrent_threshold",
+    key: "concurrent_threshold",
+}];
+
+/// One sweep event. At the same instant ends sort before starts, so a call
+/// starting exactly when another ends does not overlap it: a span is open
+/// over the half-open interval `[start, end)`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Event {
+    at_ns: u64,
+    is_start: bool,
+    span_id: SpanId,
+    index: u32,
+}
+
+/// The peak of a sweep: how many spans were open, and the first instant
+/// that many were.
+fn peak(events: &mut [Event]) -> (usize, u64) {
+    events.sort_unstable();
+    let (mut open, mut best, mut at) = (0usize, 0usize, 0u64);
+    for e in events.iter() {
+        if e.is_start {
+            open += 1;
+            if open > best {
+                best = open;
+                at = e.at_ns;
+            }
+        } else {
+            open = open.saturating_sub(1);
+        }
+    }
+    (best, at)
+}
+
+struct Pool {
+    config: PoolConfig,
+    events: Vec<Event>,
+}
+
+impl Pool {
+    fn report(
+        &self,
+        trace: &TraceView<'_>,
+        group: &[u32],
+        peak_count: usize,
+        peak_at: u64,
+    ) -> Option<Finding> {
+        let spans = trace.spans();
+        // The spans open at the peak, in start order.
+        let mut open: Vec<u32> = group
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let s = &spans[i as usize];
+                s.start_ns <= peak_at && peak_at < s.end_ns()
+            })
+            .collect();
+        open.sort_by_key(|&i| {
+            let s = &spans[i as usize];
+            (s.start_ns, s.end_ns(), s.span_id)
+        });
+        let first_index = *open.first()? as usize;
+        let first = trace.span(first_index)?;
+        let service = first.service.as_str();
+
+        let mut systems: Vec<&str> = open
+            .iter()
+            .map(|&i| spans[i as usize].db_system.as_str())
+            .filter(|s| !s.is_empty())
+            .collect();
+        systems.sort_unstable();
+        systems.dedup();
+        let template = if systems.is_empty() {
+            "sql".to_owned()
+        } else {
+            systems.join("+")
+        };
+        let mut statements: Vec<&str> = open
+            .iter()
+            .map(|&i| template_or_name(&spans[i as usize]))
+            .collect();
+        let counts = tally(&mut statements);
+        let (top, top_count) = counts.first().copied().unwrap_or(("", 0));
+
+        let critical = peak_count as f64
+            >= f64::from(self.config.concurrent_threshold) * self.config.critical_multiplier;
+        let severity = if critical {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        let endpoint = endpoint_of(trace, first_index);
+        let (first_ns, last_ns, total) = timing(spans, &open);
+        let title = format!(
+            "Pool saturation: {service} holds {peak_count} {template} calls open at once (threshold {})",
+            self.config.concurrent_threshold
+        );
+        let suggestion = format!(
+            "{service} had {peak_count} SQL calls in flight at once (most often `{top}`, {top_count} of them), enough to exhaust a connection pool. Check the pool size against this peak, limit the concurrency of the code issuing these queries, or batch them into fewer statements."
+        );
+        Some(
+            Finding::new("pool_saturation", severity, trace.trace_id())
+                .title(title)
+                .template(&template)
+                .service(service)
+                .endpoint(&endpoint)
+                .occurrences(count_u32(peak_count), count_u32(counts.len()))
+                .avoidable_io(0)
+                .timing(first_ns, last_ns, total)
+                .evidence(
+                    open.iter()
+                        .take(MAX_EVIDENCE)
+                        .map(|&i| spans[i as usize].span_id),
+                )
+                .suggestion(suggestion)
+                .code(code_of(spans, &open))
+                .extra("peak_concurrency", peak_count.to_string())
+                .extra("peak_at", peak_at.to_string())
+                .extra("sql_calls", group.len().to_string())
+                .extra("top_template", top),
+        )
+    }
+}
+
+impl Detector for Pool {
+    fn detect(
+        &mut self,
+        trace: &TraceView<'_>,
+        out: &mut RVec<Finding>,
+    ) -> Result<(), DetectorError> {
+        let spans = trace.spans();
+        let threshold = self.config.concurrent_threshold as usize;
+        // Outbound SQL calls with a duration: a zero-length call holds no
+        // connection over any interval.
+        let mut calls: Vec<u32> = trace
+            .of_kind(IoKind::Sql)
+            .iter()
+            .copied()
+            .filter(|&i| {
+                trace
+                    .span(i as usize)
+                    .is_some_and(|s| is_outbound(s) && s.end_ns() > s.start_ns)
+            })
+            .collect();
+        if calls.len() < threshold {
+            return Ok(());
+        }
+        calls.sort_by_key(|&i| {
+            let s = &spans[i as usize];
+            (s.service.as_str(), s.start_ns, s.span_id)
+        });
+        // Services come out in name order, so the findings are sorted.
+        for group in calls.chunk_by(|&a, &b| {
+            spans[a as usize].service.as_str() == spans[b as usize].service.as_str()
+        }) {
+            if group.len() < threshold {
+                continue;
+            }
+            self.events.clear();
+            for &i in group {
+                let s = &spans[i as usize];
+                self.events.push(Event {
+                    at_ns: s.start_ns,
+                    is_start: true,
+                    span_id: s.span_id,
+                    index: i,
+                });
+                self.events.push(Event {
+                    at_ns: s.end_ns(),
+                    is_start: false,
+                    span_id: s.span_id,
+                    index: i,
+                });
+            }
+            let (peak_count, peak_at) = peak(&mut self.events);
+            if peak_count >= threshold
+                && let Some(f) = self.report(trace, group, peak_count, peak_at)
+            {
+                out.push(f);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Factory of the `pool_saturation` detector.
+pub struct PoolSaturation;
+
+impl DetectorFactory for PoolSaturation {
+    fn id(&self) -> &str {
+        "pool_saturation"
+    }
+    fn description(&self) -> &str {
+        "A service with at least `concurrent_threshold` SQL calls open at the same time (enough to exhaust a connection pool)."
+    }
+    fn inherited_keys(&self) -> &[InheritedKey] {
+        INHERITED
+    }
+    fn default_config(&self) -> toml::Table {
+        defaults_table::<PoolConfig>()
+    }
+    fn build(&self, config: &toml::Table) -> Result<Box<dyn Detector>, BuildError> {
+        Ok(Box::new(Pool {
+            config: parse_config(config)?,
+            events: Vec::new(),
+        }))
+    }
+}
+
+register_builtin!(PoolSaturation);
+
+#[cfg(test)]
+mod tests;

@@ -14,13 +14,13 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
 use perf_sentinel::config::Config;
-use perf_sentinel::daemon::detector_specs;
 use perf_sentinel::findings::Stamp;
 use perf_sentinel::ingest::convert::{ConvertLimits, convert};
 use perf_sentinel::metrics::Metrics;
 use perf_sentinel::normalize::{normalize_http, normalize_sql};
 use perf_sentinel::pipeline::analyze::{Analyzer, PrepScratch};
 use perf_sentinel::pipeline::detectors::ActiveDetector;
+use perf_sentinel::registry::Registry;
 use perf_sentinel::window::{TraceWindow, WindowLimits};
 use prost::Message;
 
@@ -159,16 +159,21 @@ fn bench_decode_convert(c: &mut Criterion) {
 }
 
 fn analyzer() -> (Analyzer, Metrics) {
-    let specs = detector_specs(&Config::default()).expect("default detectors");
+    let config = Config::default();
+    let specs = Registry::load(&config)
+        .0
+        .specs(&config)
+        .expect("default detectors");
+    let metrics = Metrics::new();
     let detectors = specs
         .into_iter()
-        .map(|s| ActiveDetector::build(s).expect("build"))
+        .map(|s| ActiveDetector::build(s, &metrics).expect("build"))
         .collect();
     let stamp = Stamp {
         environment: Arc::from("bench"),
         confidence: "daemon_staging",
     };
-    (Analyzer::new(detectors, stamp), Metrics::new())
+    (Analyzer::new(detectors, stamp), metrics)
 }
 
 fn bench_window_and_detect(c: &mut Criterion) {

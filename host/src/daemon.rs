@@ -9,14 +9,15 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{ApiState, router};
+use crate::api::{ApiState, DetectorListing, router};
 use crate::config::{Config, ConfigError};
 use crate::findings::{FindingsStore, Stamp, confidence_for, spawn_sink};
 use crate::ingest::Ingestor;
 use crate::ingest::grpc::TraceGrpc;
 use crate::metrics::Metrics;
-use crate::pipeline::detectors::{Builtin, DetectorSpec, SharedFactory};
+use crate::pipeline::detectors::DetectorSpec;
 use crate::pipeline::{Pipeline, PipelineError, PipelineSettings};
+use crate::registry::Registry;
 use crate::window::WindowLimits;
 
 /// Why the daemon could not start or run.
@@ -36,39 +37,32 @@ pub enum DaemonError {
     Sink(std::io::Error),
 }
 
-/// Every registered detector factory, built-ins first. Plugins join here.
-pub fn all_factories() -> Vec<SharedFactory> {
-    perf_sentinel_detectors::link();
-    detector_api::builtin_factories()
-        .into_iter()
-        .map(|f| Arc::new(Builtin(f)) as SharedFactory)
-        .collect()
-}
-
-/// Resolves the enabled detectors of `config` into shareable specs.
-pub fn detector_specs(config: &Config) -> Result<Vec<Arc<DetectorSpec>>, ConfigError> {
-    let factories = all_factories();
-    let refs: Vec<&dyn detector_api::DetectorFactory> =
-        factories.iter().map(|f| f.as_ref()).collect();
-    let plans = config.detector_plans(&refs)?;
-    Ok(plans
-        .into_iter()
-        .filter(|p| p.enabled)
-        .filter_map(|p| {
-            let factory = factories.iter().find(|f| f.id() == p.id)?.clone();
-            Some(Arc::new(DetectorSpec {
-                description: factory.description().to_owned(),
-                cross_trace: factory.cross_trace(),
-                origin: "builtin".into(),
-                id: p.id,
-                factory,
-                params: p.params,
-                services: p.services,
-                exclude_services: p.exclude_services,
-                stats: Default::default(),
-            }))
+/// Every registered detector with its origin and whether the configuration
+/// enables it, for `GET /api/detectors`.
+fn catalog(prepared: &Prepared) -> Vec<DetectorListing> {
+    let plans = prepared
+        .config
+        .detector_plans(&prepared.registry.factories())
+        .unwrap_or_default();
+    prepared
+        .registry
+        .entries
+        .iter()
+        .map(|e| {
+            let id = e.factory.id().to_owned();
+            DetectorListing {
+                enabled: plans.iter().any(|p| p.id == id && p.enabled),
+                description: e.factory.description().to_owned(),
+                origin: e.origin().to_string(),
+                plugin: e
+                    .plugin
+                    .as_ref()
+                    .map(|p| (p.path.display().to_string(), p.version.clone())),
+                cross_trace: e.factory.cross_trace(),
+                id,
+            }
         })
-        .collect())
+        .collect()
 }
 
 /// Command-line values that replace configured ones.
@@ -80,14 +74,22 @@ pub struct Overrides {
     pub environment: Option<String>,
 }
 
+/// A configuration ready to run: the config, every registered detector, and
+/// the enabled ones resolved.
+pub struct Prepared {
+    pub config: Config,
+    pub registry: Registry,
+    pub specs: Vec<Arc<DetectorSpec>>,
+}
+
 /// Loads the configuration (`explicit` file, else the working directory's,
-/// else defaults), applies `overrides` and resolves the detectors, reporting
-/// every problem of all three steps at once.
+/// else defaults), applies `overrides`, loads the plugins and resolves the
+/// detectors, reporting every problem of all these steps at once.
 pub fn prepare(
     explicit: Option<&std::path::Path>,
     cwd: &std::path::Path,
     overrides: Overrides,
-) -> Result<(Config, Vec<Arc<DetectorSpec>>), ConfigError> {
+) -> Result<Prepared, ConfigError> {
     let (mut config, mut problems) = crate::config::load_partial(explicit, cwd)?;
     let mut absorb = |result: Result<(), ConfigError>| match result {
         Ok(()) => Ok(()),
@@ -103,15 +105,21 @@ pub fn prepare(
         overrides.listen_port_http,
         overrides.environment,
     ))?;
-    let specs = match detector_specs(&config) {
+    let (registry, plugin_problems) = Registry::load(&config);
+    let specs = match registry.specs(&config) {
         Ok(specs) => specs,
         Err(e) => {
             absorb(Err(e))?;
             Vec::new()
         }
     };
+    problems.extend(plugin_problems);
     if problems.is_empty() {
-        Ok((config, specs))
+        Ok(Prepared {
+            config,
+            registry,
+            specs,
+        })
     } else {
         Err(ConfigError::Invalid(problems))
     }
@@ -123,11 +131,12 @@ fn default_shards() -> usize {
 
 /// Runs the daemon until `shutdown` is cancelled. Findings go to `stdout`.
 pub async fn run(
-    config: Config,
-    specs: Vec<Arc<DetectorSpec>>,
+    prepared: Prepared,
     shutdown: CancellationToken,
     stdout: Box<dyn std::io::Write + Send>,
 ) -> Result<(), DaemonError> {
+    let catalog = catalog(&prepared);
+    let Prepared { config, specs, .. } = prepared;
     let d = &config.daemon;
     let metrics = Arc::new(Metrics::new());
     let store = Arc::new(FindingsStore::new(d.max_retained_findings));
@@ -200,6 +209,7 @@ pub async fn run(
         store,
         metrics,
         detectors: specs.clone(),
+        catalog,
         environment: d.environment.clone(),
         started: Instant::now(),
         shards,

@@ -11,4 +11,6 @@ pub mod metrics;
 pub mod model;
 pub mod normalize;
 pub mod pipeline;
+pub mod plugins;
+pub mod registry;
 pub mod window;

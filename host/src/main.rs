@@ -8,8 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use perf_sentinel::config::{self, Config};
 use perf_sentinel::daemon;
-use perf_sentinel::pipeline::detectors::DetectorSpec;
-use std::sync::Arc;
+use perf_sentinel::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
 #[global_allocator]
@@ -90,12 +89,16 @@ fn main() -> ExitCode {
     };
     overrides.environment = cli.environment.clone();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let (config, specs) = match daemon::prepare(cli.config.as_deref(), &cwd, overrides) {
+    let daemon::Prepared {
+        config,
+        registry,
+        specs,
+    } = match daemon::prepare(cli.config.as_deref(), &cwd, overrides) {
         Ok(prepared) => prepared,
         Err(e) => return refused(&e),
     };
     match cli.command {
-        Some(Command::Detectors) => list_detectors(&config),
+        Some(Command::Detectors) => list_detectors(&config, &registry),
         Some(Command::Config(ConfigCommand::Check)) => {
             let origin = config
                 .source
@@ -113,11 +116,15 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Some(Command::Watch(_)) | None => watch(config, specs),
+        Some(Command::Watch(_)) | None => watch(daemon::Prepared {
+            config,
+            registry,
+            specs,
+        }),
     }
 }
 
-fn watch(config: Config, specs: Vec<Arc<DetectorSpec>>) -> ExitCode {
+fn watch(prepared: daemon::Prepared) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("perf-sentinel-io")
@@ -132,7 +139,7 @@ fn watch(config: Config, specs: Vec<Arc<DetectorSpec>>) -> ExitCode {
     let result = runtime.block_on(async move {
         let token = CancellationToken::new();
         tokio::spawn(cancel_on_signal(token.clone()));
-        daemon::run(config, specs, token, Box::new(std::io::stdout())).await
+        daemon::run(prepared, token, Box::new(std::io::stdout())).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -160,27 +167,25 @@ async fn cancel_on_signal(token: CancellationToken) {
     token.cancel();
 }
 
-fn list_detectors(config: &Config) -> ExitCode {
-    let factories = daemon::all_factories();
-    let refs: Vec<&dyn detector_api::DetectorFactory> =
-        factories.iter().map(|f| f.as_ref()).collect();
-    let plans = match config.detector_plans(&refs) {
+fn list_detectors(config: &Config, registry: &Registry) -> ExitCode {
+    let plans = match config.detector_plans(&registry.factories()) {
         Ok(p) => p,
         Err(e) => return refused(&e),
     };
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "environment: {}\n\n{:<24} {:<8} {:<8} {:<8} DESCRIPTION",
+        "environment: {}\n\n{:<26} {:<8} {:<8} {:<34} DESCRIPTION",
         config.daemon.environment, "ID", "ENABLED", "DEFAULT", "ORIGIN"
     );
     for p in plans {
-        let Some(factory) = refs.iter().find(|f| f.id() == p.id) else {
+        let Some(entry) = registry.entries.iter().find(|e| e.factory.id() == p.id) else {
             continue;
         };
+        let factory = &entry.factory;
         let _ = writeln!(
             out,
-            "{:<24} {:<8} {:<8} {:<8} {}",
+            "{:<26} {:<8} {:<8} {:<34} {}",
             p.id,
             if p.enabled { "yes" } else { "no" },
             if factory.enabled_by_default() {
@@ -188,9 +193,18 @@ fn list_detectors(config: &Config) -> ExitCode {
             } else {
                 "off"
             },
-            "builtin",
+            entry.origin(),
             factory.description()
         );
+        if let Some(plugin) = &entry.plugin {
+            let _ = writeln!(
+                out,
+                "    plugin: {} {} ({})",
+                plugin.name,
+                plugin.version,
+                plugin.path.display()
+            );
+        }
         let keys = factory.default_config();
         if !keys.is_empty() {
             let _ = writeln!(out, "    keys (defaults): {}", inline(&keys));

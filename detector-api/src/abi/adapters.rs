@@ -40,7 +40,7 @@ impl DetectorAdapter {
         call: impl FnOnce(&mut dyn Detector) -> Result<(), DetectorError>,
     ) -> RResult<(), DetectorError> {
         if self.poisoned {
-            return RResult::RErr(DetectorError::new(
+            return RResult::RErr(DetectorError::panic(
                 "detector panicked earlier and was not rebuilt",
             ));
         }
@@ -49,7 +49,7 @@ impl DetectorAdapter {
             Ok(r) => r.into(),
             Err(payload) => {
                 self.poisoned = true;
-                RResult::RErr(DetectorError::new(format!(
+                RResult::RErr(DetectorError::panic(format!(
                     "panicked in {what}: {}",
                     panic_message(payload.as_ref())
                 )))

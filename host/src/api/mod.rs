@@ -28,9 +28,24 @@ pub struct ApiState {
     pub store: Arc<FindingsStore>,
     pub metrics: Arc<Metrics>,
     pub detectors: Vec<Arc<DetectorSpec>>,
+    /// Every registered detector, enabled or not.
+    pub catalog: Vec<DetectorListing>,
     pub environment: String,
     pub started: Instant,
     pub shards: usize,
+}
+
+/// A registered detector as `GET /api/detectors` lists it.
+#[derive(Debug, Clone)]
+pub struct DetectorListing {
+    pub id: String,
+    pub description: String,
+    /// `builtin` or the plugin's name.
+    pub origin: String,
+    /// The plugin's path and version.
+    pub plugin: Option<(String, String)>,
+    pub enabled: bool,
+    pub cross_trace: bool,
 }
 
 /// The router of the HTTP port. The JSON API is left out when
@@ -45,7 +60,8 @@ pub fn router(state: Arc<ApiState>, api_enabled: bool) -> Router {
     if api_enabled {
         app = app
             .route("/api/findings", get(findings))
-            .route("/api/status", get(status));
+            .route("/api/status", get(status))
+            .route("/api/detectors", get(detectors));
     }
     app.with_state(state).merge(ingest)
 }
@@ -140,6 +156,33 @@ async fn status(State(state): State<Arc<ApiState>>) -> Response {
         "detectors": detectors,
     });
     json_response(StatusCode::OK, body.to_string())
+}
+
+async fn detectors(State(state): State<Arc<ApiState>>) -> Response {
+    let list: Vec<_> = state
+        .catalog
+        .iter()
+        .map(|c| {
+            let running = state.detectors.iter().find(|d| d.id == c.id);
+            let stat = |f: fn(&DetectorSpec) -> u64| running.map_or(0, |d| f(d));
+            serde_json::json!({
+                "id": c.id,
+                "description": c.description,
+                "origin": c.origin,
+                "plugin": c.plugin.as_ref().map(|(path, version)| {
+                    serde_json::json!({ "path": path, "version": version })
+                }),
+                "enabled": c.enabled,
+                "cross_trace": c.cross_trace,
+                "quarantined": running
+                    .is_some_and(|d| d.stats.quarantined.load(Ordering::Relaxed)),
+                "runs": stat(|d| d.stats.runs.load(Ordering::Relaxed)),
+                "findings": stat(|d| d.stats.findings.load(Ordering::Relaxed)),
+                "errors": stat(|d| d.stats.errors.load(Ordering::Relaxed)),
+            })
+        })
+        .collect();
+    json_response(StatusCode::OK, serde_json::Value::Array(list).to_string())
 }
 
 fn bad_request(message: &str) -> Response {

@@ -89,6 +89,9 @@ pub struct DaemonConfig {
     pub analysis_shards: usize,
     pub api_enabled: bool,
     pub shutdown_grace_ms: u64,
+    /// Consecutive failures (errors or panics) after which a detector is
+    /// quarantined.
+    pub quarantine_after: u32,
     /// `[daemon.ack]`.
     pub ack: AckConfig,
 }
@@ -112,6 +115,7 @@ impl Default for DaemonConfig {
             analysis_shards: 0,
             api_enabled: true,
             shutdown_grace_ms: 25_000,
+            quarantine_after: 3,
             ack: AckConfig::default(),
         }
     }
@@ -154,6 +158,8 @@ impl Default for ThresholdsConfig {
 pub struct PluginsConfig {
     /// Plugin files or directories, as written.
     pub paths: Vec<PathBuf>,
+    /// Plugin files or directories whose load failure only warns.
+    pub optional: Vec<PathBuf>,
 }
 
 /// Why the configuration was refused.

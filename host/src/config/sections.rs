@@ -111,6 +111,7 @@ fn read_daemon(table: &Table, problems: &mut Problems<'_>) -> DaemonConfig {
         analysis_shards: s.usize("analysis_shards", d.analysis_shards, 0..=256),
         api_enabled: s.bool("api_enabled", d.api_enabled),
         shutdown_grace_ms: s.u64("shutdown_grace_ms", d.shutdown_grace_ms, 0..=600_000),
+        quarantine_after: s.u32("quarantine_after", d.quarantine_after, 1..=1_000_000),
         ack: AckConfig::default(),
     };
     if c.listen_port_grpc == c.listen_port_http {
@@ -248,8 +249,10 @@ fn read_thresholds(table: &Table, problems: &mut Problems<'_>) -> ThresholdsConf
 fn read_plugins(table: &Table, problems: &mut Problems<'_>) -> PluginsConfig {
     let mut s = Section::new("plugins", table, problems);
     let paths = s.string_array("paths").unwrap_or_default();
+    let optional = s.string_array("optional").unwrap_or_default();
     s.finish();
     PluginsConfig {
         paths: paths.into_iter().map(PathBuf::from).collect(),
+        optional: optional.into_iter().map(PathBuf::from).collect(),
     }
 }

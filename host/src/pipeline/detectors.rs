@@ -8,12 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use detector_api::{BuildError, Detector, DetectorFactory, Finding, RVec, TraceView};
 
-use crate::metrics::{DetectorLabel, Metrics};
+use std::time::Instant;
 
-/// Consecutive failures (errors or panics) after which a detector stops.
-const QUARANTINE_AFTER: u32 = 10;
-/// Panics, in all, after which a detector stops.
-const MAX_PANICS: u32 = 3;
+use prometheus_client::metrics::histogram::Histogram;
+
+use crate::metrics::{DetectorErrorLabels, DetectorLabel, Metrics};
 
 /// A factory shared by every shard: a built-in (`&'static`) or, later, a plugin.
 pub type SharedFactory = Arc<dyn DetectorFactory>;
@@ -51,6 +50,8 @@ pub struct DetectorSpec {
     pub id: String,
     /// `builtin`, or the plugin's name.
     pub origin: Arc<str>,
+    /// The plugin it comes from, if any.
+    pub plugin: Option<Arc<crate::plugins::LoadedPlugin>>,
     pub description: String,
     pub factory: SharedFactory,
     pub params: toml::Table,
@@ -58,6 +59,8 @@ pub struct DetectorSpec {
     pub exclude_services: Vec<String>,
     /// Runs as one instance seeing every trace (see `DetectorFactory::cross_trace`).
     pub cross_trace: bool,
+    /// Consecutive failures before quarantine (`[daemon] quarantine_after`).
+    pub quarantine_after: u32,
     pub stats: DetectorStats,
 }
 
@@ -83,32 +86,53 @@ pub struct ActiveDetector {
     pub spec: Arc<DetectorSpec>,
     detector: Option<Box<dyn Detector>>,
     consecutive_failures: u32,
-    panics: u32,
+    seconds: Histogram,
+    quarantine_after: u32,
+}
+
+/// How a call went wrong.
+enum Failure {
+    Error(String),
+    Panic(String),
 }
 
 impl ActiveDetector {
     /// Builds the shard's instance.
-    pub fn build(spec: Arc<DetectorSpec>) -> Result<Self, BuildError> {
+    pub fn build(spec: Arc<DetectorSpec>, metrics: &Metrics) -> Result<Self, BuildError> {
         let detector = spec.factory.build(&spec.params)?;
+        let seconds = metrics
+            .detector_seconds
+            .get_or_create(&DetectorLabel {
+                detector: spec.id.clone(),
+            })
+            .clone();
         Ok(Self {
+            quarantine_after: spec.quarantine_after.max(1),
             spec,
             detector: Some(detector),
             consecutive_failures: 0,
-            panics: 0,
+            seconds,
         })
+    }
+
+    /// True once the detector has been stopped.
+    pub fn is_quarantined(&self) -> bool {
+        self.detector.is_none()
     }
 
     /// Runs the detector over `trace`, appending its findings (stamped with
     /// its id, scoped to its services) to `out`.
     pub fn detect(&mut self, trace: &TraceView<'_>, out: &mut RVec<Finding>, metrics: &Metrics) {
         let start = out.len();
-        let result = match self.detector.as_mut() {
-            Some(d) => catch_unwind(AssertUnwindSafe(|| d.detect(trace, out))),
-            None => return,
+        let Some(d) = self.detector.as_mut() else {
+            return;
         };
+        let began = Instant::now();
+        let result = catch_unwind(AssertUnwindSafe(|| d.detect(trace, out)));
+        self.seconds.observe(began.elapsed().as_secs_f64());
         self.spec.stats.runs.fetch_add(1, Ordering::Relaxed);
-        match result {
-            Ok(Ok(())) => {
+        match classify(result) {
+            None => {
                 self.consecutive_failures = 0;
                 let mut i = start;
                 while i < out.len() {
@@ -124,52 +148,9 @@ impl ActiveDetector {
                     .findings
                     .fetch_add((out.len() - start) as u64, Ordering::Relaxed);
             }
-            Ok(Err(e)) => {
+            Some(failure) => {
                 out.truncate(start);
-                self.failed(metrics, &format!("error: {e}"), false);
-            }
-            Err(panic) => {
-                out.truncate(start);
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "non-string panic payload".into());
-                self.failed(metrics, &format!("panic: {what}"), true);
-            }
-        }
-    }
-
-    fn failed(&mut self, metrics: &Metrics, what: &str, panicked: bool) {
-        let id = &self.spec.id;
-        self.spec.stats.errors.fetch_add(1, Ordering::Relaxed);
-        metrics
-            .detector_errors
-            .get_or_create(&DetectorLabel {
-                detector: id.clone(),
-            })
-            .inc();
-        self.consecutive_failures += 1;
-        if panicked {
-            self.panics += 1;
-            // Never call a detector again in the state a panic left it in.
-            self.detector = None;
-            if self.panics < MAX_PANICS {
-                match self.spec.factory.build(&self.spec.params) {
-                    Ok(d) => self.detector = Some(d),
-                    Err(e) => tracing::warn!(detector = %id, "cannot rebuild after a panic: {e}"),
-                }
-            }
-        }
-        tracing::warn!(detector = %id, "detector failed ({what})");
-        if self.detector.is_none() || self.consecutive_failures >= QUARANTINE_AFTER {
-            self.detector = None;
-            if !self.spec.stats.quarantined.swap(true, Ordering::Relaxed) {
-                metrics.detectors_quarantined.inc();
-                tracing::error!(
-                    detector = %id,
-                    "detector quarantined after repeated failures; the daemon keeps running without it"
-                );
+                self.failed(metrics, failure, "detect");
             }
         }
     }
@@ -177,24 +158,90 @@ impl ActiveDetector {
     /// Asks a cross-trace detector for what it accumulated.
     pub fn flush(&mut self, now_ns: u64, out: &mut RVec<Finding>, metrics: &Metrics) {
         let start = out.len();
-        let result = match self.detector.as_mut() {
-            Some(d) => catch_unwind(AssertUnwindSafe(|| d.flush(now_ns, out))),
-            None => return,
+        let Some(d) = self.detector.as_mut() else {
+            return;
         };
-        match result {
-            Ok(Ok(())) => {
-                for f in out.iter_mut().skip(start) {
-                    f.detector = self.spec.id.as_str().into();
+        let result = catch_unwind(AssertUnwindSafe(|| d.flush(now_ns, out)));
+        match classify(result) {
+            None => {
+                let mut i = start;
+                while i < out.len() {
+                    if self.spec.in_scope(out[i].service.as_str()) {
+                        out[i].detector = self.spec.id.as_str().into();
+                        i += 1;
+                    } else {
+                        out.remove(i);
+                    }
                 }
+                self.spec
+                    .stats
+                    .findings
+                    .fetch_add((out.len() - start) as u64, Ordering::Relaxed);
             }
-            Ok(Err(e)) => {
+            Some(failure) => {
                 out.truncate(start);
-                self.failed(metrics, &format!("flush error: {e}"), false);
-            }
-            Err(_) => {
-                out.truncate(start);
-                self.failed(metrics, "panic in flush", true);
+                self.failed(metrics, failure, "flush");
             }
         }
+    }
+
+    fn failed(&mut self, metrics: &Metrics, failure: Failure, during: &str) {
+        let id = &self.spec.id;
+        let (reason, message) = match &failure {
+            Failure::Error(m) => ("error", m),
+            Failure::Panic(m) => ("panic", m),
+        };
+        self.spec.stats.errors.fetch_add(1, Ordering::Relaxed);
+        metrics
+            .detector_errors
+            .get_or_create(&DetectorErrorLabels {
+                detector: id.clone(),
+                reason,
+            })
+            .inc();
+        self.consecutive_failures += 1;
+        tracing::warn!(detector = %id, "detector failed in {during} ({reason}: {message})");
+        if self.consecutive_failures >= self.quarantine_after {
+            self.quarantine(metrics);
+            return;
+        }
+        if let Failure::Panic(_) = failure {
+            // Never call an instance again in the state a panic left it in.
+            self.detector = match self.spec.factory.build(&self.spec.params) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    tracing::warn!(detector = %id, "cannot rebuild after a panic: {e}");
+                    None
+                }
+            };
+            if self.detector.is_none() {
+                self.quarantine(metrics);
+            }
+        }
+    }
+
+    fn quarantine(&mut self, metrics: &Metrics) {
+        self.detector = None;
+        if !self.spec.stats.quarantined.swap(true, Ordering::Relaxed) {
+            metrics.detectors_quarantined.inc();
+            tracing::error!(
+                detector = %self.spec.id,
+                failures = self.consecutive_failures,
+                "detector quarantined after repeated failures; the daemon keeps running without it"
+            );
+        }
+    }
+}
+
+fn classify(
+    result: std::thread::Result<Result<(), detector_api::DetectorError>>,
+) -> Option<Failure> {
+    match result {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) if e.panicked => Some(Failure::Panic(e.message.into_string())),
+        Ok(Err(e)) => Some(Failure::Error(e.message.into_string())),
+        Err(payload) => Some(Failure::Panic(detector_api::abi::panic_message(
+            payload.as_ref(),
+        ))),
     }
 }

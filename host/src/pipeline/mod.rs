@@ -68,9 +68,11 @@ impl Pipeline {
         let build = |specs: &mut dyn Iterator<Item = &Arc<DetectorSpec>>| {
             specs
                 .map(|s| {
-                    ActiveDetector::build(s.clone()).map_err(|source| PipelineError::Build {
-                        id: s.id.clone(),
-                        source,
+                    ActiveDetector::build(s.clone(), &metrics).map_err(|source| {
+                        PipelineError::Build {
+                            id: s.id.clone(),
+                            source,
+                        }
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()

@@ -136,8 +136,13 @@ impl Detector for ErrorSpike {
             }
             let calls = peer.calls.len() as u32;
             let errors = peer.calls.iter().filter(|c| c.error).count() as u32;
-            let rate = if calls == 0 { 0.0 } else { f64::from(errors) / f64::from(calls) };
-            let spiking = calls >= self.config.min_calls && rate >= self.config.error_rate_threshold;
+            let rate = if calls == 0 {
+                0.0
+            } else {
+                f64::from(errors) / f64::from(calls)
+            };
+            let spiking =
+                calls >= self.config.min_calls && rate >= self.config.error_rate_threshold;
             if !spiking {
                 peer.alerting = false;
                 continue;
@@ -149,7 +154,11 @@ impl Detector for ErrorSpike {
             let Some((trace_id, span_id, template)) = peer.last_error.clone() else {
                 continue;
             };
-            let severity = if rate >= 0.5 { Severity::Critical } else { Severity::Warning };
+            let severity = if rate >= 0.5 {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            };
             out.push(
                 Finding::new("example.downstream_error_spike", severity, trace_id)
                     .title(format!(
@@ -244,14 +253,28 @@ mod tests {
         d.flush(now + 120_000_000_000, &mut out).unwrap();
         calls(3, 25, 0).run(d.as_mut()).unwrap();
         d.flush(now + 120_000_000_000, &mut out).unwrap();
-        assert_eq!(out.len(), 1, "calls of trace 3 are also older than the window");
+        assert_eq!(
+            out.len(),
+            1,
+            "calls of trace 3 are also older than the window"
+        );
     }
 
     #[test]
     fn config_is_validated() {
-        for bad in ["window_secs = 0", "min_calls = 0", "error_rate_threshold = 1.5"] {
-            let err = ErrorSpikeFactory.build(&bad.parse().unwrap()).err().unwrap();
-            assert!(err.to_string().contains(bad.split(' ').next().unwrap()), "{err}");
+        for bad in [
+            "window_secs = 0",
+            "min_calls = 0",
+            "error_rate_threshold = 1.5",
+        ] {
+            let err = ErrorSpikeFactory
+                .build(&bad.parse().unwrap())
+                .err()
+                .unwrap();
+            assert!(
+                err.to_string().contains(bad.split(' ').next().unwrap()),
+                "{err}"
+            );
         }
     }
 }

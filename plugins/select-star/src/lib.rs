@@ -41,7 +41,10 @@ impl DetectorConfig for Config {
             ));
         }
         if self.tables.iter().any(|t| t.trim().is_empty()) {
-            return Err(BuildError::invalid("tables", "table names must not be empty"));
+            return Err(BuildError::invalid(
+                "tables",
+                "table names must not be empty",
+            ));
         }
         Ok(())
     }
@@ -67,9 +70,10 @@ fn table_of(template: &str) -> Option<String> {
     let mut words = lower.split_whitespace();
     while let Some(w) = words.next() {
         if w == "from" {
-            return words
-                .next()
-                .map(|t| t.trim_matches(|c| c == '"' || c == '`' || c == ';').to_owned());
+            return words.next().map(|t| {
+                t.trim_matches(|c| c == '"' || c == '`' || c == ';')
+                    .to_owned()
+            });
         }
     }
     None
@@ -96,8 +100,15 @@ impl Detector for SelectStar {
                 continue;
             }
             if !self.config.tables.is_empty() {
-                let Some(table) = table_of(template) else { continue };
-                if !self.config.tables.iter().any(|t| t.eq_ignore_ascii_case(&table)) {
+                let Some(table) = table_of(template) else {
+                    continue;
+                };
+                if !self
+                    .config
+                    .tables
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case(&table))
+                {
                     continue;
                 }
             }
@@ -174,7 +185,10 @@ mod tests {
         let mut t = TraceBuilder::new();
         let root = t.root(SpanSpec::server("GET", "/orders"));
         for (i, s) in statements.iter().enumerate() {
-            t.child(root, SpanSpec::sql(s, &i.to_string()).at_us(i as u64 * 10, 5));
+            t.child(
+                root,
+                SpanSpec::sql(s, &i.to_string()).at_us(i as u64 * 10, 5),
+            );
         }
         t
     }
