@@ -584,12 +584,12 @@ fn overlay_applies_only_in_its_environment() {
 #[test]
 fn overlay_typos_fail_in_every_environment() {
     let problems = plan_problems(
-        "[environments.production.detectors.n_plus_one_sql]\nwindow_duraton_ms = 900\n[environments.production.detectors.slow_http]\nenabled = true",
+        "[environments.production.detectors.n_plus_one_sql]\nwindow_duraton_ms = 900\n[environments.production.detectors.slow_htp]\nenabled = true",
     );
     assert_eq!(problems.len(), 2, "{problems:#?}");
     assert_eq!(
         problems[0].key,
-        "environments.production.detectors.slow_http"
+        "environments.production.detectors.slow_htp"
     );
     assert_eq!(
         problems[1].key,

@@ -37,7 +37,7 @@ pub enum PluginError {
     #[error("plugin {path}: not a perf-sentinel plugin ({detail})")]
     NotAPlugin { path: PathBuf, detail: String },
     #[error(
-        "plugin {path}: built against detector API {plugin}, this perf-sentinel speaks detector API {host}; rebuild the plugin against detector-api {host}"
+        "plugin {path}: built against detector API {plugin}, this perf-sentinel speaks detector API {host}; rebuild the plugin against detector-api {}", env!("CARGO_PKG_VERSION")
     )]
     IncompatibleApi {
         path: PathBuf,
@@ -141,6 +141,10 @@ fn is_snake(id: &str) -> bool {
 
 /// Loads one plugin file and returns its factories.
 pub fn load_path(path: &Path) -> Result<Vec<PluginFactory>, PluginError> {
+    // dlopen searches the library path for a bare relative name; make it
+    // mean "relative to the working directory", as everywhere else.
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let path = absolute.as_path();
     let path_buf = path.to_owned();
     if !path.exists() {
         return Err(PluginError::Missing { path: path_buf });
