@@ -4,7 +4,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use detector_api::{BuildError, Detector, DetectorFactory, Finding, RVec, TraceView};
 
@@ -68,6 +68,8 @@ pub struct DetectorSpec {
 #[derive(Default)]
 pub struct DetectorStats {
     pub runs: AtomicU64,
+    /// Failures in a row, across every shard's instance.
+    pub consecutive_failures: AtomicU32,
     pub errors: AtomicU64,
     pub findings: AtomicU64,
     pub quarantined: AtomicBool,
@@ -85,7 +87,6 @@ impl DetectorSpec {
 pub struct ActiveDetector {
     pub spec: Arc<DetectorSpec>,
     detector: Option<Box<dyn Detector>>,
-    consecutive_failures: u32,
     seconds: Histogram,
     quarantine_after: u32,
 }
@@ -110,20 +111,31 @@ impl ActiveDetector {
             quarantine_after: spec.quarantine_after.max(1),
             spec,
             detector: Some(detector),
-            consecutive_failures: 0,
             seconds,
         })
     }
 
-    /// True once the detector has been stopped.
+    /// True once the detector has been stopped (by any shard).
     pub fn is_quarantined(&self) -> bool {
-        self.detector.is_none()
+        self.detector.is_none() || self.spec.stats.quarantined.load(Ordering::Relaxed)
+    }
+
+    fn succeeded(&self) {
+        let failures = &self.spec.stats.consecutive_failures;
+        // Read first: a store on every trace would bounce the cache line
+        // between shards.
+        if failures.load(Ordering::Relaxed) != 0 {
+            failures.store(0, Ordering::Relaxed);
+        }
     }
 
     /// Runs the detector over `trace`, appending its findings (stamped with
     /// its id, scoped to its services) to `out`.
     pub fn detect(&mut self, trace: &TraceView<'_>, out: &mut RVec<Finding>, metrics: &Metrics) {
         let start = out.len();
+        if self.spec.stats.quarantined.load(Ordering::Relaxed) {
+            self.detector = None;
+        }
         let Some(d) = self.detector.as_mut() else {
             return;
         };
@@ -133,7 +145,7 @@ impl ActiveDetector {
         self.spec.stats.runs.fetch_add(1, Ordering::Relaxed);
         match classify(result) {
             None => {
-                self.consecutive_failures = 0;
+                self.succeeded();
                 let mut i = start;
                 while i < out.len() {
                     if self.spec.in_scope(out[i].service.as_str()) {
@@ -199,9 +211,14 @@ impl ActiveDetector {
                 reason,
             })
             .inc();
-        self.consecutive_failures += 1;
+        let failures = self
+            .spec
+            .stats
+            .consecutive_failures
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
         tracing::warn!(detector = %id, "detector failed in {during} ({reason}: {message})");
-        if self.consecutive_failures >= self.quarantine_after {
+        if failures >= self.quarantine_after {
             self.quarantine(metrics);
             return;
         }
@@ -226,7 +243,7 @@ impl ActiveDetector {
             metrics.detectors_quarantined.inc();
             tracing::error!(
                 detector = %self.spec.id,
-                failures = self.consecutive_failures,
+                failures = self.spec.stats.consecutive_failures.load(Ordering::Relaxed),
                 "detector quarantined after repeated failures; the daemon keeps running without it"
             );
         }

@@ -55,6 +55,36 @@ pub fn binary() -> PathBuf {
         .clone()
 }
 
+/// The shared library of workspace package `package` (a plugin), built
+/// here once per package and test binary.
+pub fn plugin_library(package: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let release = !cfg!(debug_assertions);
+    let mut built = BUILT.lock().unwrap();
+    if !built.iter().any(|p| p == package) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", package])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("cannot run cargo to build a plugin");
+        assert!(status.success(), "building {package} failed");
+        built.push(package.to_owned());
+    }
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(
+        |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    );
+    let file = format!("lib{}.so", package.replace('-', "_"));
+    let lib = target
+        .join(if release { "release" } else { "debug" })
+        .join(file);
+    assert!(lib.exists(), "{} missing after the build", lib.display());
+    lib
+}
+
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -180,6 +210,33 @@ impl Daemon {
     /// Lines printed on stdout so far.
     pub fn stdout_lines(&self) -> Vec<String> {
         self.stdout.lock().unwrap().clone()
+    }
+
+    /// Starts the daemon expecting it to refuse to start; returns its exit
+    /// code and stderr.
+    pub fn refused(daemon_keys: &str, extra: &str) -> (Option<i32>, String) {
+        let dir = TempDir::new("refused");
+        let (grpc_port, http_port) = (free_port(), free_port());
+        let path = dir.0.join("perf-sentinel.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[daemon]\nlisten_port_grpc = {grpc_port}\nlisten_port_http = {http_port}\n{daemon_keys}\n{extra}\n"
+            ),
+        )
+        .unwrap();
+        let out = Command::new(binary())
+            .arg("watch")
+            .arg("--config")
+            .arg(&path)
+            .current_dir(&dir.0)
+            .stdin(Stdio::null())
+            .output()
+            .expect("cannot run perf-sentinel");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     pub fn stderr_text(&self) -> String {

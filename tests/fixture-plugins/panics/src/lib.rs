@@ -9,7 +9,11 @@ use detector_api::{
 struct Boom;
 
 impl Detector for Boom {
-    fn detect(&mut self, trace: &TraceView<'_>, out: &mut RVec<Finding>) -> Result<(), DetectorError> {
+    fn detect(
+        &mut self,
+        trace: &TraceView<'_>,
+        out: &mut RVec<Finding>,
+    ) -> Result<(), DetectorError> {
         if trace.spans().iter().any(|s| s.name.as_str() == "boom") {
             panic!("boom span seen");
         }

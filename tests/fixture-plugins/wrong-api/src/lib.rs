@@ -1,7 +1,9 @@
 //! A plugin that claims a detector API version this perf-sentinel does not
 //! speak, as one built against another release would.
 
-use detector_api::{BuildError, Detector, DetectorError, DetectorFactory, Finding, RVec, TraceView};
+use detector_api::{
+    BuildError, Detector, DetectorError, DetectorFactory, Finding, RVec, TraceView,
+};
 
 struct Nothing;
 
