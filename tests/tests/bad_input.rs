@@ -286,7 +286,7 @@ async fn http_refuses_bad_requests_by_reason_and_keeps_serving() {
     assert_eq!(m("perf_sentinel_spans_analyzed_total"), 7.0, "{metrics}");
     assert_eq!(rejected_all(&metrics), 8.0, "{metrics}");
     assert_eq!(
-        daemon.findings("").await.len(),
+        daemon.findings("type=n_plus_one_sql").await.len(),
         1,
         "no refused request reached analysis"
     );
@@ -573,7 +573,7 @@ async fn grpc_refuses_bad_messages_by_reason_and_keeps_serving() {
     let m = |s: &str| common::metric_value(&metrics, s);
     assert_eq!(m("perf_sentinel_spans_received_total"), 13.0, "{metrics}");
     assert_eq!(rejected_all(&metrics), 4.0, "{metrics}");
-    assert_eq!(daemon.findings("").await.len(), 2);
+    assert_eq!(daemon.findings("type=n_plus_one_sql").await.len(), 2);
 }
 
 /// A request whose only span has a 3-byte trace id.

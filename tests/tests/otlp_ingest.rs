@@ -83,7 +83,11 @@ async fn wait_for_finding(daemon: &Daemon, trace_id: &str) -> serde_json::Value 
                 .findings(&format!("trace_id={trace_id}"))
                 .await
                 .into_iter()
-                .next()
+                .find(|f| {
+                    f["type"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("n_plus_one_"))
+                })
         })
         .await
 }
@@ -172,9 +176,21 @@ async fn real_exporters_and_raw_json_reach_findings_stdout_and_metrics() {
     assert_eq!(f["pattern"]["occurrences"], 5);
 
     // Filters.
-    assert_eq!(daemon.findings("service=cart").await.len(), 1);
+    assert_eq!(
+        daemon
+            .findings("service=cart&type=n_plus_one_http")
+            .await
+            .len(),
+        1
+    );
     assert_eq!(daemon.findings("type=n_plus_one_sql").await.len(), 2);
-    assert_eq!(daemon.findings("severity=critical").await.len(), 1);
+    assert_eq!(
+        daemon
+            .findings("severity=critical&type=n_plus_one_sql")
+            .await
+            .len(),
+        1
+    );
     assert_eq!(daemon.findings("limit=1").await.len(), 1);
     let newest = daemon.findings("").await;
     assert_eq!(newest[0]["trace_id"], json_trace, "newest first");
@@ -213,7 +229,9 @@ async fn real_exporters_and_raw_json_reach_findings_stdout_and_metrics() {
 
     let status: serde_json::Value = serde_json::from_str(&daemon.get("/api/status").await).unwrap();
     assert_eq!(status["spans_received"], 26);
-    assert_eq!(status["findings_retained"], 3);
+    // Three N+1 findings, and the io_waste finding of each of their traces.
+    assert_eq!(status["findings_retained"], 6);
+    assert_eq!(daemon.findings("type=io_waste").await.len(), 3);
     assert_eq!(daemon.get("/health").await, r#"{"status":"ok"}"#);
 
     // A trace whose root never arrives stays buffered (TTL 60 s)...
@@ -245,7 +263,7 @@ async fn real_exporters_and_raw_json_reach_findings_stdout_and_metrics() {
     }
     let pending = printed
         .iter()
-        .find(|f| f["service"] == "pending-svc")
+        .find(|f| f["service"] == "pending-svc" && f["type"] == "n_plus_one_sql")
         .unwrap();
     assert_eq!(pending["pattern"]["occurrences"], 7);
     assert_eq!(

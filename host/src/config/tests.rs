@@ -496,7 +496,7 @@ fn unknown_detector_is_refused() {
             .starts_with("no detector `n_plus_one_sqll`; known: ")
             && problems[0]
                 .message
-                .contains("n_plus_one_http, n_plus_one_sql"),
+                .contains("n_plus_one_http, n_plus_one_messaging, n_plus_one_sql"),
         "{}",
         problems[0].message
     );

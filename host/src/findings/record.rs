@@ -79,9 +79,10 @@ fn io_intensity(view: &TraceView<'_>) -> (f64, &'static str) {
         .count();
     let inbound = spans.iter().filter(|s| s.span_kind.is_inbound()).count();
     let score = io as f64 / inbound.max(1) as f64;
+    // The bands of the io_waste detector: healthy / moderate / high / critical.
     let band = match score {
-        s if s < 2.0 => "low",
-        s if s < 5.0 => "medium",
+        s if s < 2.0 => "healthy",
+        s if s < 5.0 => "moderate",
         s if s < 10.0 => "high",
         _ => "critical",
     };

@@ -143,6 +143,11 @@ impl Daemon {
     /// Starts the daemon with `[daemon]` keys `daemon_keys` plus `extra`
     /// TOML, on fresh ports, and waits until `/health` answers.
     pub fn start(daemon_keys: &str, extra: &str) -> Daemon {
+        Self::start_with_args(daemon_keys, extra, &[])
+    }
+
+    /// Like [`Daemon::start`], with extra command-line arguments.
+    pub fn start_with_args(daemon_keys: &str, extra: &str, args: &[&str]) -> Daemon {
         let dir = TempDir::new("daemon");
         let (grpc_port, http_port) = (free_port(), free_port());
         let config = format!(
@@ -154,6 +159,7 @@ impl Daemon {
             .arg("watch")
             .arg("--config")
             .arg(&path)
+            .args(args)
             .current_dir(&dir.0)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
