@@ -45,6 +45,8 @@ impl DetectorFactory for Panicky {
         if let Some(k) = config.keys().next() {
             return Err(BuildError::Config(format!("unknown field `{k}`")));
         }
+        // A plugin's own logger goes nowhere; the host's callback does not.
+        detector_api::abi::log(detector_api::abi::LogLevel::Info, "panicky detector built");
         Ok(Box::new(Boom))
     }
 }
