@@ -235,7 +235,8 @@ impl Config {
                 None => {}
             }
         }
-        if d.listen_port_grpc == d.listen_port_http {
+        // A clash already in the file was reported with the file.
+        if (grpc.is_some() || http.is_some()) && d.listen_port_grpc == d.listen_port_http {
             let key = if http.is_some() {
                 "daemon.listen_port_http"
             } else {

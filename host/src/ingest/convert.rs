@@ -53,6 +53,8 @@ pub struct Converted {
     pub rejected_invalid_id: usize,
     /// Strings cut to their cap.
     pub truncated_strings: usize,
+    /// Attributes beyond `max_attributes` per span, not kept.
+    pub dropped_attributes: usize,
 }
 
 /// Which shard owns a trace: a hash, so hostile ids cannot pick a shard.
@@ -104,7 +106,7 @@ pub fn convert(
                 last = Some((trace_id, shard, idx));
                 let frag = &mut out.shards[shard][idx];
                 let names = Names { service, scope };
-                out.truncated_strings += push_span(
+                let (cut, dropped) = push_span(
                     frag,
                     span,
                     span_id,
@@ -113,6 +115,8 @@ pub fn convert(
                     resource_attrs,
                     limits,
                 );
+                out.truncated_strings += cut;
+                out.dropped_attributes += dropped;
                 out.accepted += 1;
             }
         }
@@ -212,7 +216,8 @@ struct Names<'r> {
     scope: &'r str,
 }
 
-/// Copies one span into `frag`; returns how many strings were cut.
+/// Copies one span into `frag`; returns how many strings were cut and how
+/// many attributes were left out.
 fn push_span(
     frag: &mut TraceFragment,
     span: &Span,
@@ -221,8 +226,9 @@ fn push_span(
     names: Names<'_>,
     resource_attrs: &[KeyValue],
     limits: &ConvertLimits,
-) -> usize {
+) -> (usize, usize) {
     let cut = std::cell::Cell::new(0usize);
+    let mut dropped = 0usize;
     let mut known = Known::default();
     let attrs_start = frag.attrs.len() as u32;
     let arena = &mut frag.arena;
@@ -239,7 +245,11 @@ fn push_span(
 
     let mut kept = 0usize;
     for kv in &span.attributes {
-        if known.take(kv) || kept >= limits.max_attributes {
+        if known.take(kv) {
+            continue;
+        }
+        if kept >= limits.max_attributes {
+            dropped += 1;
             continue;
         }
         kept += 1;
@@ -269,9 +279,15 @@ fn push_span(
         attrs_len: frag.attrs.len() as u32 - attrs_start,
         ..SpanRecord::default()
     };
-    rec.service = arena.push_capped(names.service, s).0;
-    rec.scope = arena.push_capped(names.scope, s).0;
-    rec.name = arena.push_capped(&span.name, s).0;
+    for (slot, text) in [
+        (&mut rec.service, names.service),
+        (&mut rec.scope, names.scope),
+        (&mut rec.name, span.name.as_str()),
+    ] {
+        let (r, was_cut) = arena.push_capped(text, s);
+        *slot = r;
+        cut.set(cut.get() + usize::from(was_cut));
+    }
     rec.span_kind = Role(match span::SpanKind::try_from(span.kind) {
         Ok(span::SpanKind::Server) => SpanKind::Server,
         Ok(span::SpanKind::Client) => SpanKind::Client,
@@ -339,7 +355,7 @@ fn push_span(
         frag.has_root = true;
     }
     frag.spans.push(rec);
-    cut.get()
+    (cut.get(), dropped)
 }
 
 /// Renders any attribute value as text into the arena, cut to `cap` bytes;
@@ -630,6 +646,18 @@ mod tests {
     }
 
     #[test]
+    fn attributes_past_the_cap_are_counted() {
+        let attrs: Vec<KeyValue> = (0..130).map(|i| s(&format!("k{i}"), "v")).collect();
+        let long_name = "n".repeat(5000);
+        let mut sp = span(1, 2, None, span::SpanKind::Internal, attrs);
+        sp.name = long_name;
+        let c = convert(&req(Some("x"), vec![sp]), 1, &ConvertLimits::default());
+        assert_eq!(c.dropped_attributes, 2);
+        assert_eq!(c.truncated_strings, 1, "the span name was cut");
+        assert_eq!(c.shards[0][0].attrs.len(), 128);
+    }
+
+    #[test]
     fn long_strings_are_cut_and_counted_and_errors_flagged() {
         let long = "x".repeat(100 * 1024);
         let mut sp = span(
@@ -645,6 +673,7 @@ mod tests {
         });
         let c = convert(&req(Some("x"), vec![sp]), 1, &ConvertLimits::default());
         assert_eq!(c.truncated_strings, 2);
+        assert_eq!(c.dropped_attributes, 0);
         let f = &c.shards[0][0];
         assert_eq!(f.spans[0].target.len(), 64 * 1024);
         assert_eq!(f.arena.get(f.attrs[0].value).len(), 4 * 1024);

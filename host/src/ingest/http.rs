@@ -61,7 +61,7 @@ async fn receive(
             if e.is::<http_body_util::LengthLimitError>() {
                 IngestError::PayloadTooLarge { limit }
             } else {
-                IngestError::MalformedProtobuf(format!("cannot read request body: {e}"))
+                IngestError::BodyRead(e.to_string())
             }
         })?
         .to_bytes();

@@ -32,6 +32,8 @@ pub enum IngestError {
     UnsupportedEncoding(String),
     #[error("unsupported Content-Type `{0}` (use application/x-protobuf or application/json)")]
     UnsupportedMediaType(String),
+    #[error("cannot read the request body: {0}")]
+    BodyRead(String),
     #[error("invalid protobuf: {0}")]
     MalformedProtobuf(String),
     #[error("invalid UTF-8 in a string field: {0}")]
@@ -55,6 +57,7 @@ impl IngestError {
             IngestError::BadCompression { .. } => "bad_compression",
             IngestError::UnsupportedEncoding(_) => "unsupported_encoding",
             IngestError::UnsupportedMediaType(_) => "unsupported_media_type",
+            IngestError::BodyRead(_) => "body_read_error",
             IngestError::MalformedProtobuf(_) => "malformed_protobuf",
             IngestError::InvalidUtf8(_) => "invalid_utf8",
             IngestError::MalformedJson(_) => "malformed_json",
@@ -164,10 +167,12 @@ impl Ingestor {
                 self.metrics.shed_spans.inc_by(converted.accepted as u64);
                 return Err(IngestError::Backpressure);
             }
+            if self.pipeline.dispatch(converted.shards).is_err() {
+                return Err(IngestError::ShuttingDown);
+            }
             self.metrics
                 .spans_received
                 .inc_by(converted.accepted as u64);
-            self.pipeline.dispatch(converted.shards);
         }
         if invalid > 0 {
             self.metrics
@@ -181,6 +186,11 @@ impl Ingestor {
             self.metrics
                 .strings_truncated
                 .inc_by(converted.truncated_strings as u64);
+        }
+        if converted.dropped_attributes > 0 {
+            self.metrics
+                .attributes_dropped
+                .inc_by(converted.dropped_attributes as u64);
         }
         Ok(Accepted {
             accepted_spans: converted.accepted,

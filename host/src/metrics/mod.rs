@@ -52,6 +52,7 @@ pub struct Metrics {
     pub spans_dropped: Family<ReasonLabel, Counter>,
     pub late_spans: Counter,
     pub strings_truncated: Counter,
+    pub attributes_dropped: Counter,
     pub traces_analyzed: Family<ReasonLabel, Counter>,
     pub active_traces: Gauge,
     pub otlp_rejected: Family<ReasonLabel, Counter>,
@@ -80,6 +81,7 @@ impl Metrics {
             spans_dropped: Family::default(),
             late_spans: Counter::default(),
             strings_truncated: Counter::default(),
+            attributes_dropped: Counter::default(),
             traces_analyzed: Family::default(),
             active_traces: Gauge::default(),
             otlp_rejected: Family::default(),
@@ -127,6 +129,11 @@ impl Metrics {
             "strings_truncated",
             "Span strings cut to their size cap",
             m.strings_truncated.clone(),
+        );
+        r.register(
+            "attributes_dropped",
+            "Span attributes beyond the 128 kept per span",
+            m.attributes_dropped.clone(),
         );
         r.register(
             "traces_analyzed",

@@ -29,6 +29,10 @@ pub struct Pipeline {
     pub admission: Arc<Admission>,
 }
 
+/// The shards have stopped; nothing more can be analyzed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardsStopped;
+
 /// What building the pipeline needs.
 pub struct PipelineSettings {
     pub shards: usize,
@@ -122,20 +126,24 @@ impl Pipeline {
     }
 
     /// Hands admitted fragments to their shards: `per_shard[i]` goes to
-    /// shard `i`.
-    pub fn dispatch(&self, per_shard: Vec<Vec<TraceFragment>>) {
+    /// shard `i`. Fails only once the shards have stopped (shutdown past its
+    /// grace period), so the caller can refuse the request as retryable.
+    pub fn dispatch(&self, per_shard: Vec<Vec<TraceFragment>>) -> Result<(), ShardsStopped> {
+        let mut result = Ok(());
         for (tx, fragments) in self.senders.iter().zip(per_shard) {
             if fragments.is_empty() {
                 continue;
             }
             let spans = fragments.iter().map(|f| f.spans.len()).sum();
             if let Err(e) = tx.send(ShardMsg::Batch { fragments, spans }) {
-                // Only after shutdown: the shard is gone, give the room back.
+                // The shard is gone: give the room back.
                 if let ShardMsg::Batch { spans, .. } = e.0 {
                     self.admission.release(spans);
                 }
+                result = Err(ShardsStopped);
             }
         }
+        result
     }
 
     /// Tells every shard to analyze what it holds and stop, and waits.
