@@ -251,8 +251,43 @@ fn bench_detect_all_builtins(c: &mut Criterion) {
     g.finish();
 }
 
+/// Each built-in detector alone over 20k spans of 100-span traces.
+fn bench_each_detector(c: &mut Criterion) {
+    let per_trace = 100;
+    let mut scratch = PrepScratch::default();
+    let mut traces = Vec::new();
+    for chunk in 0..2u64 {
+        let request = synthetic_request(100, per_trace, 5000 + chunk);
+        for shard in convert(&request, 1, &ConvertLimits::default()).shards {
+            for frag in shard {
+                let prep = prepare(&frag, &mut scratch);
+                traces.push((frag, prep));
+            }
+        }
+    }
+    let spans: usize = traces.iter().map(|(f, _)| f.spans.len()).sum();
+    perf_sentinel_detectors::link();
+    let mut g = c.benchmark_group("detector");
+    g.throughput(Throughput::Elements(spans as u64));
+    g.sample_size(10);
+    for factory in detector_api::builtin_factories() {
+        let mut detector = factory.build(&toml::Table::new()).expect("defaults");
+        g.bench_function(factory.id(), |b| {
+            b.iter(|| {
+                let mut out = detector_api::RVec::new();
+                for (frag, prep) in &traces {
+                    with_view(frag, prep, |view| detector.detect(view, &mut out)).unwrap();
+                }
+                out.len()
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
+    bench_each_detector,
     bench_normalize,
     bench_decode_convert,
     bench_window_and_detect,
