@@ -147,6 +147,9 @@ pub struct SpanView<'a> {
     /// `METHOD host/path` with ids as `{id}` for HTTP. Equal templates mean
     /// the same code path.
     pub template: RStr<'a>,
+    /// A hash of `template`: equal templates have equal hashes, so grouping
+    /// can sort and compare integers before (rarely) comparing text.
+    pub template_hash: u64,
     /// A hash of the parameters extracted by normalization. Equal templates
     /// with equal hashes are the same call with the same parameters.
     pub params_hash: u64,

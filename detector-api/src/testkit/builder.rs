@@ -271,6 +271,7 @@ impl TraceBuilder {
                 duration_ns: s.duration_us * 1000,
                 target: s.target.as_str().into(),
                 template: s.template.as_str().into(),
+                template_hash: params_hash(&s.template),
                 params_hash: params_hash(&s.params),
                 param_count: s.param_count,
                 db_system: s.db_system.as_str().into(),

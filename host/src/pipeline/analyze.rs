@@ -23,6 +23,7 @@ use crate::normalize::{normalize_http, normalize_sql};
 #[derive(Clone, Copy, Default)]
 struct Norm {
     template: (u32, u32),
+    template_hash: u64,
     params_hash: u64,
     param_count: u32,
 }
@@ -68,6 +69,7 @@ fn normalize_span(
         hasher.update(&[0xff]);
     }
     Norm {
+        template_hash: xxhash_rust::xxh3::xxh3_64(templates.as_bytes().get(start..).unwrap_or(&[])),
         template: (start as u32, templates.len() as u32),
         params_hash: if params.is_empty() {
             0
@@ -169,6 +171,7 @@ pub fn with_view<R>(
                     .get(n.template.0 as usize..n.template.1 as usize)
                     .unwrap_or("")
                     .into(),
+                template_hash: n.template_hash,
                 params_hash: n.params_hash,
                 param_count: n.param_count,
                 db_system: arena.get(s.db_system).into(),

@@ -1,0 +1,661 @@
+//! Metamorphic properties of the whole analysis (OTLP conversion, trace
+//! window, normalization, every built-in detector, finding records), run in
+//! process over generated request traces: random mixes of N+1 loops (SQL
+//! and HTTP), redundant calls, slow calls, fan-outs and clean calls.
+//!
+//! - the order spans arrive in (within a request, or split over two
+//!   requests) does not change the findings;
+//! - a copy of a trace under a new trace id gets the original's findings,
+//!   apart from the trace id and span ids, so every count doubles;
+//! - removing the repeated calls of an N+1 removes that N+1 finding and no
+//!   other;
+//! - two runs over the same input print byte-identical finding lines.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
+use perf_sentinel::config::Config;
+use perf_sentinel::findings::Stamp;
+use perf_sentinel::ingest::convert::{ConvertLimits, convert};
+use perf_sentinel::metrics::Metrics;
+use perf_sentinel::pipeline::analyze::{Analyzer, PrepScratch};
+use perf_sentinel::pipeline::detectors::ActiveDetector;
+use perf_sentinel::registry::Registry;
+use perf_sentinel::window::{TraceWindow, WindowLimits};
+use proptest::prelude::*;
+use proptest::test_runner::Config as ProptestConfig;
+use serde_json::Value;
+
+const T0: u64 = 1_717_000_000_000_000_000;
+const US: u64 = 1_000;
+const MS: u64 = 1_000_000;
+
+// ------------------------------------------------------------------ pipeline
+
+/// Every built-in detector with its defaults, as the daemon builds them.
+fn analyzer() -> (Analyzer, Metrics) {
+    let config = Config::default();
+    let specs = Registry::load(&config)
+        .0
+        .specs(&config)
+        .expect("default detectors");
+    let metrics = Metrics::new();
+    let detectors = specs
+        .into_iter()
+        .map(|s| ActiveDetector::build(s, &metrics).expect("build"))
+        .collect();
+    let stamp = Stamp {
+        environment: Arc::from("staging"),
+        confidence: "daemon_staging",
+    };
+    (Analyzer::new(detectors, stamp), metrics)
+}
+
+/// Finding lines (the NDJSON the daemon prints) by trace id.
+type Output = BTreeMap<String, Vec<String>>;
+
+/// Runs `requests`, in order, through conversion, one trace window and a
+/// fresh set of detectors; every trace is closed at the end.
+fn run(requests: &[ExportTraceServiceRequest]) -> Output {
+    let (mut analyzer, metrics) = analyzer();
+    let mut window = TraceWindow::new(WindowLimits {
+        max_traces: 10_000,
+        max_spans_per_trace: 10_000,
+        ttl: Duration::from_secs(3600),
+        settle: Duration::from_secs(3600),
+        remembered: 1024,
+    });
+    let mut closed = Vec::new();
+    let now = Instant::now();
+    for request in requests {
+        let converted = convert(request, 1, &ConvertLimits::default());
+        assert_eq!(converted.rejected_invalid_id, 0);
+        for fragment in converted.shards.into_iter().flatten() {
+            window.insert(fragment, now, &mut closed);
+        }
+    }
+    assert!(closed.is_empty(), "nothing is evicted");
+    window.drain(&mut closed);
+    let mut scratch = PrepScratch::default();
+    let mut out = Output::new();
+    for c in closed {
+        let id = c.fragment.trace_id.to_string();
+        let lines = analyzer
+            .analyze(&c.fragment, &mut scratch, &metrics)
+            .into_iter()
+            .map(|r| r.json)
+            .collect();
+        assert!(out.insert(id, lines).is_none(), "one fragment per trace");
+    }
+    out
+}
+
+fn json(line: &str) -> Value {
+    serde_json::from_str(line).unwrap()
+}
+
+fn count_by_type(lines: &[String]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for l in lines {
+        let kind = json(l)["type"].as_str().unwrap().to_owned();
+        *counts.entry(kind).or_default() += 1;
+    }
+    counts
+}
+
+// ------------------------------------------------------------------ traces
+
+/// One part of a generated request.
+#[derive(Debug, Clone)]
+enum Block {
+    /// The same SELECT with a distinct id per call, awaited one by one.
+    NPlusOneSql { n: u64, dur_us: u64, gap_us: u64 },
+    /// The same GET with a distinct id per call, awaited one by one.
+    NPlusOneHttp { n: u64, dur_us: u64, gap_us: u64 },
+    /// The same call with the same parameters, `n` times.
+    Redundant { http: bool, n: u64 },
+    /// Calls of one template above the slow threshold.
+    Slow { http: bool, durations_ms: Vec<u64> },
+    /// One span starting `n` gRPC calls at once (`ties`: identical starts).
+    Fanout { n: u64, ties: bool },
+    /// A few different calls.
+    Clean { n: u64, overlap: bool },
+}
+
+/// One request trace: an inbound span and its blocks, each either directly
+/// under it or under an internal span of its own.
+#[derive(Debug, Clone)]
+struct Plan {
+    service: &'static str,
+    blocks: Vec<(Block, bool)>,
+}
+
+fn block() -> impl Strategy<Value = Block> {
+    prop_oneof![
+        (5u64..=12, 200u64..=4_000, 100u64..=20_000)
+            .prop_map(|(n, dur_us, gap_us)| Block::NPlusOneSql { n, dur_us, gap_us }),
+        (5u64..=12, 500u64..=8_000, 100u64..=20_000)
+            .prop_map(|(n, dur_us, gap_us)| Block::NPlusOneHttp { n, dur_us, gap_us }),
+        (any::<bool>(), 2u64..=6).prop_map(|(http, n)| Block::Redundant { http, n }),
+        (any::<bool>(), prop::collection::vec(501u64..=3_000, 3..=4))
+            .prop_map(|(http, durations_ms)| Block::Slow { http, durations_ms }),
+        (21u64..=30, any::<bool>()).prop_map(|(n, ties)| Block::Fanout { n, ties }),
+        (1u64..=4, any::<bool>()).prop_map(|(n, overlap)| Block::Clean { n, overlap }),
+    ]
+}
+
+fn plan() -> impl Strategy<Value = Plan> {
+    (
+        prop::sample::select(vec!["orders-api", "billing", "catalog"]),
+        prop::collection::vec((block(), any::<bool>()), 1..=5),
+    )
+        .prop_map(|(service, blocks)| Plan { service, blocks })
+}
+
+/// A plan with at least one N+1 block; also returns the index of one.
+fn plan_with_n_plus_one() -> impl Strategy<Value = (Plan, usize)> {
+    (
+        plan(),
+        prop_oneof![
+            (5u64..=12, 200u64..=4_000, 100u64..=20_000)
+                .prop_map(|(n, dur_us, gap_us)| Block::NPlusOneSql { n, dur_us, gap_us }),
+            (5u64..=12, 500u64..=8_000, 100u64..=20_000)
+                .prop_map(|(n, dur_us, gap_us)| Block::NPlusOneHttp { n, dur_us, gap_us }),
+        ],
+        any::<bool>(),
+        any::<prop::sample::Index>(),
+    )
+        .prop_map(|(mut plan, n1, own_parent, at)| {
+            let i = at.index(plan.blocks.len() + 1);
+            plan.blocks.insert(i, (n1, own_parent));
+            (plan, i)
+        })
+}
+
+fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+/// A generated trace: its spans, and the spans each block made (its calls,
+/// not its internal parent).
+struct Built {
+    spans: Vec<Span>,
+    block_calls: Vec<Vec<[u8; 8]>>,
+}
+
+/// Span ids carry `copy` in their first byte, so a copy's ids sort like the
+/// original's.
+fn span_id(copy: u8, n: u64) -> [u8; 8] {
+    let mut id = n.to_be_bytes();
+    id[0] = copy;
+    id
+}
+
+fn trace_id(seed: u64, copy: u8) -> [u8; 16] {
+    let mut id = [0u8; 16];
+    id[0] = 0x7e;
+    id[1] = copy;
+    id[8..].copy_from_slice(&seed.to_be_bytes());
+    id
+}
+
+fn build(plan: &Plan, trace: [u8; 16], copy: u8) -> Built {
+    let mut spans = Vec::new();
+    let mut block_calls = Vec::new();
+    let mut next_id = 1u64;
+    let mut new_span = |parent: Option<[u8; 8]>,
+                        name: String,
+                        kind: span::SpanKind,
+                        start: u64,
+                        dur: u64,
+                        attributes: Vec<KeyValue>| {
+        let id = span_id(copy, next_id);
+        next_id += 1;
+        let span = Span {
+            trace_id: trace.to_vec(),
+            span_id: id.to_vec(),
+            parent_span_id: parent.map(|p| p.to_vec()).unwrap_or_default(),
+            name,
+            kind: kind as i32,
+            start_time_unix_nano: start,
+            end_time_unix_nano: start + dur,
+            attributes,
+            ..Span::default()
+        };
+        (id, span)
+    };
+    let sql = |statement: String| {
+        vec![
+            kv("db.system", "postgresql"),
+            kv("db.statement", &statement),
+        ]
+    };
+    let get = |url: String| vec![kv("http.request.method", "GET"), kv("url.full", &url)];
+
+    let mut cursor = T0 + MS;
+    let mut body = Vec::new();
+    let root_id = span_id(copy, u64::from(u32::MAX));
+    for (b, (block, own_parent)) in plan.blocks.iter().enumerate() {
+        let parent = if *own_parent {
+            let (id, s) = new_span(
+                Some(root_id),
+                format!("step-{b}"),
+                span::SpanKind::Internal,
+                cursor,
+                0, // fixed below
+                vec![],
+            );
+            body.push(s);
+            id
+        } else {
+            root_id
+        };
+        let parent_index = body.len().wrapping_sub(1);
+        let block_start = cursor;
+        let mut calls = Vec::new();
+        let mut call = |body: &mut Vec<Span>, name: String, kind, start, dur, attrs| {
+            let (id, s) = new_span(Some(parent), name, kind, start, dur, attrs);
+            body.push(s);
+            calls.push(id);
+            start + dur
+        };
+        let mut end = cursor;
+        match block {
+            Block::NPlusOneSql { n, dur_us, gap_us } => {
+                for i in 0..*n {
+                    let start = cursor + i * (dur_us + gap_us) * US;
+                    end = call(
+                        &mut body,
+                        "SELECT".into(),
+                        span::SpanKind::Client,
+                        start,
+                        dur_us * US,
+                        sql(format!(
+                            "SELECT id, qty FROM lines_{b} WHERE order_id = {}",
+                            1000 + i
+                        )),
+                    );
+                }
+            }
+            Block::NPlusOneHttp { n, dur_us, gap_us } => {
+                for i in 0..*n {
+                    let start = cursor + i * (dur_us + gap_us) * US;
+                    end = call(
+                        &mut body,
+                        "GET".into(),
+                        span::SpanKind::Client,
+                        start,
+                        dur_us * US,
+                        get(format!("http://svc-{b}.internal/v1/items/{}", 500 + i)),
+                    );
+                }
+            }
+            Block::Redundant { http, n } => {
+                for i in 0..*n {
+                    let start = cursor + i * 3 * MS;
+                    let attrs = if *http {
+                        get(format!("http://flags-{b}.internal/v1/flags?name=checkout"))
+                    } else {
+                        sql(format!(
+                            "SELECT value FROM settings_{b} WHERE key = 'currency'"
+                        ))
+                    };
+                    end = call(
+                        &mut body,
+                        "call".into(),
+                        span::SpanKind::Client,
+                        start,
+                        2 * MS,
+                        attrs,
+                    );
+                }
+            }
+            Block::Slow { http, durations_ms } => {
+                let mut start = cursor;
+                for (i, d) in durations_ms.iter().enumerate() {
+                    let attrs = if *http {
+                        get(format!("http://report-{b}.internal/v1/reports/{}", 70 + i))
+                    } else {
+                        sql(format!("SELECT * FROM report_{b} WHERE day = {}", 20 + i))
+                    };
+                    end = call(
+                        &mut body,
+                        "slow".into(),
+                        span::SpanKind::Client,
+                        start,
+                        d * MS,
+                        attrs,
+                    );
+                    start = end + MS;
+                }
+            }
+            Block::Fanout { n, ties } => {
+                for i in 0..*n {
+                    let start = if *ties { cursor } else { cursor + i * 10 * US };
+                    let attrs = vec![
+                        kv("rpc.system", "grpc"),
+                        kv("rpc.service", &format!("shard{b}.v1.Shard")),
+                        kv("rpc.method", "Query"),
+                    ];
+                    end = end.max(call(
+                        &mut body,
+                        "shard".into(),
+                        span::SpanKind::Client,
+                        start,
+                        (3 + i % 5) * MS,
+                        attrs,
+                    ));
+                }
+            }
+            Block::Clean { n, overlap } => {
+                let mut start = cursor;
+                for i in 0..*n {
+                    let attrs = sql(format!("SELECT c{i} FROM clean_{b}_{i} WHERE id = 1"));
+                    let e = call(
+                        &mut body,
+                        "SELECT".into(),
+                        span::SpanKind::Client,
+                        start,
+                        4 * MS,
+                        attrs,
+                    );
+                    end = end.max(e);
+                    start = if *overlap {
+                        start + 100 * US
+                    } else {
+                        e + 60 * MS
+                    };
+                }
+            }
+        }
+        if *own_parent {
+            let p = &mut body[parent_index];
+            p.start_time_unix_nano = block_start.saturating_sub(100 * US);
+            p.end_time_unix_nano = end + 100 * US;
+        }
+        block_calls.push(calls);
+        cursor = end + 5 * MS;
+    }
+    spans.push(Span {
+        trace_id: trace.to_vec(),
+        span_id: root_id.to_vec(),
+        name: "GET /orders/{id}".into(),
+        kind: span::SpanKind::Server as i32,
+        start_time_unix_nano: T0,
+        end_time_unix_nano: cursor + MS,
+        attributes: vec![
+            kv("http.request.method", "GET"),
+            kv("http.route", "/orders/{id}"),
+        ],
+        ..Span::default()
+    });
+    spans.extend(body);
+    Built { spans, block_calls }
+}
+
+fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", service)],
+                ..Resource::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "metamorphic".into(),
+                    ..InstrumentationScope::default()
+                }),
+                spans,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+}
+
+/// Shuffles `items` with a seeded xorshift (Fisher-Yates).
+fn shuffle<T>(items: &mut [T], mut seed: u64) {
+    seed |= 1;
+    for i in (1..items.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        items.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 32,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+// ------------------------------------------------------------------ properties
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Shuffling the spans of a request, or splitting them over two
+    /// requests, changes no finding line.
+    #[test]
+    fn span_order_does_not_change_findings(
+        plan in plan(),
+        seed in any::<u64>(),
+        split in any::<prop::sample::Index>(),
+    ) {
+        let trace = trace_id(seed, 0);
+        let spans = build(&plan, trace, 0).spans;
+        let reference = run(&[request(plan.service, spans.clone())]);
+
+        let mut shuffled = spans;
+        shuffle(&mut shuffled, seed);
+        let one = run(&[request(plan.service, shuffled.clone())]);
+        prop_assert_eq!(&one, &reference, "shuffled within one request");
+
+        let at = split.index(shuffled.len() + 1);
+        let tail = shuffled.split_off(at);
+        let two = run(&[request(plan.service, tail), request(plan.service, shuffled)]);
+        prop_assert_eq!(&two, &reference, "shuffled over two requests");
+    }
+
+    /// A copy of a trace under another trace id (and other span ids, in
+    /// the same order) gets exactly the original's findings; the original
+    /// keeps its own; so every count per type doubles.
+    #[test]
+    fn duplicating_a_trace_doubles_every_count(plan in plan(), seed in any::<u64>()) {
+        let (original, copy) = (trace_id(seed, 0), trace_id(seed, 1));
+        let a = build(&plan, original, 0).spans;
+        let b = build(&plan, copy, 1).spans;
+        let single = run(&[request(plan.service, a.clone())]);
+        let mut both = a;
+        both.extend(b);
+        let double = run(&[request(plan.service, both)]);
+
+        let (oid, cid) = (hex(&original), hex(&copy));
+        let empty = Vec::new();
+        let alone = single.get(&oid).unwrap_or(&empty);
+        let with_copy = double.get(&oid).unwrap_or(&empty);
+        let of_copy = double.get(&cid).unwrap_or(&empty);
+        prop_assert_eq!(with_copy, alone, "the copy changed the original's findings");
+
+        // The copy's findings, read back with the original's ids.
+        let restored: Vec<String> = of_copy
+            .iter()
+            .map(|line| {
+                let mut v = json(line);
+                prop_assert_eq!(v["trace_id"].as_str(), Some(cid.as_str()));
+                v["trace_id"] = Value::from(oid.clone());
+                for id in v["evidence_span_ids"].as_array_mut().unwrap() {
+                    let s = id.as_str().unwrap();
+                    prop_assert!(s.starts_with("01"), "evidence {} is not the copy's", s);
+                    *id = Value::from(format!("00{}", &s[2..]));
+                }
+                Ok(v)
+            })
+            .collect::<Result<Vec<Value>, TestCaseError>>()?
+            .iter()
+            .map(Value::to_string)
+            .collect();
+        let originals: Vec<String> = alone.iter().map(|l| json(l).to_string()).collect();
+        prop_assert_eq!(&restored, &originals, "the copy's findings differ");
+
+        let all_single: Vec<String> = single.values().flatten().cloned().collect();
+        let all_double: Vec<String> = double.values().flatten().cloned().collect();
+        let (once, twice) = (count_by_type(&all_single), count_by_type(&all_double));
+        let doubled: BTreeMap<String, usize> =
+            once.iter().map(|(k, n)| (k.clone(), 2 * n)).collect();
+        prop_assert_eq!(twice, doubled);
+    }
+
+    /// Keeping only the first call of an N+1 loop removes its finding, and
+    /// leaves every other N+1 finding of the trace as it was.
+    #[test]
+    fn removing_the_repeated_calls_removes_the_n_plus_one(
+        (plan, index) in plan_with_n_plus_one(),
+        seed in any::<u64>(),
+    ) {
+        let trace = trace_id(seed, 0);
+        let built = build(&plan, trace, 0);
+        let before = run(&[request(plan.service, built.spans.clone())]);
+        let lines = before.get(&hex(&trace)).cloned().unwrap_or_default();
+        let calls: BTreeSet<String> = built.block_calls[index].iter().map(|id| hex(id)).collect();
+        let n_plus_one = |l: &&String| json(l)["type"].as_str().unwrap().starts_with("n_plus_one_");
+        let mine = |l: &String| {
+            json(l)["evidence_span_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|id| calls.contains(id.as_str().unwrap()))
+        };
+        let (loop_findings, others): (Vec<String>, Vec<String>) =
+            lines.iter().filter(n_plus_one).cloned().partition(|l| mine(l));
+        prop_assert_eq!(loop_findings.len(), 1, "the loop is one N+1: {:?}", lines);
+        let finding = json(&loop_findings[0]);
+        prop_assert_eq!(
+            finding["pattern"]["occurrences"].as_u64(),
+            Some(calls.len() as u64)
+        );
+
+        let repeated: BTreeSet<String> = calls.iter().skip(1).cloned().collect();
+        let kept: Vec<Span> = built
+            .spans
+            .into_iter()
+            .filter(|s| !repeated.contains(&hex(&s.span_id)))
+            .collect();
+        let after = run(&[request(plan.service, kept)]);
+        let after_lines = after.get(&hex(&trace)).cloned().unwrap_or_default();
+        let gone = !after_lines.iter().any(|l| {
+            let v = json(l);
+            v["type"] == finding["type"]
+                && v["service"] == finding["service"]
+                && v["pattern"]["template"] == finding["pattern"]["template"]
+        });
+        prop_assert!(gone, "the N+1 is still reported: {:?}", after_lines);
+        // The trace-wide I/O intensity changes with the number of calls;
+        // everything else of the other N+1 findings stays.
+        let without_intensity = |l: &String| {
+            let mut v = json(l);
+            let green = v["green_impact"].as_object_mut().unwrap();
+            green.remove("io_intensity_score");
+            green.remove("io_intensity_band");
+            v.to_string()
+        };
+        let remaining: Vec<String> = after_lines
+            .iter()
+            .filter(n_plus_one)
+            .map(without_intensity)
+            .collect();
+        let others: Vec<String> = others.iter().map(without_intensity).collect();
+        prop_assert_eq!(remaining, others, "other N+1 findings changed");
+    }
+
+    /// Two runs over the same requests print the same bytes.
+    #[test]
+    fn two_runs_print_byte_identical_findings(
+        plans in prop::collection::vec(plan(), 1..=4),
+        seed in any::<u64>(),
+    ) {
+        let requests: Vec<ExportTraceServiceRequest> = plans
+            .iter()
+            .enumerate()
+            .map(|(i, plan)| {
+                let trace = trace_id(seed.wrapping_add(i as u64), 0);
+                request(plan.service, build(plan, trace, 0).spans)
+            })
+            .collect();
+        let first = run(&requests);
+        let second = run(&requests);
+        let lines = |o: &Output| o.values().flatten().cloned().collect::<Vec<String>>().join("\n");
+        prop_assert_eq!(lines(&first), lines(&second));
+    }
+}
+
+/// The generator makes what it says: a loop is an N+1, a fan-out is one,
+/// and a plan of clean calls alone yields nothing.
+#[test]
+fn generated_blocks_yield_their_findings() {
+    let kinds = |blocks: Vec<(Block, bool)>| -> Vec<String> {
+        let plan = Plan {
+            service: "orders-api",
+            blocks,
+        };
+        let trace = trace_id(1, 0);
+        let out = run(&[request(plan.service, build(&plan, trace, 0).spans)]);
+        let mut kinds: Vec<String> = out
+            .values()
+            .flatten()
+            .map(|l| json(l)["type"].as_str().unwrap().to_owned())
+            .collect();
+        kinds.sort();
+        kinds
+    };
+    let sql = Block::NPlusOneSql {
+        n: 6,
+        dur_us: 1_000,
+        gap_us: 2_000,
+    };
+    assert_eq!(kinds(vec![(sql, false)]), ["io_waste", "n_plus_one_sql"]);
+    let http = Block::NPlusOneHttp {
+        n: 5,
+        dur_us: 1_000,
+        gap_us: 500,
+    };
+    assert_eq!(kinds(vec![(http, true)]), ["io_waste", "n_plus_one_http"]);
+    let redundant = Block::Redundant { http: true, n: 3 };
+    assert_eq!(
+        kinds(vec![(redundant, false)]),
+        ["io_waste", "redundant_http"]
+    );
+    let slow = Block::Slow {
+        http: false,
+        durations_ms: vec![600, 700, 800],
+    };
+    assert_eq!(kinds(vec![(slow, false)]), ["slow_sql"]);
+    let fanout = Block::Fanout { n: 22, ties: true };
+    assert_eq!(
+        kinds(vec![(fanout, true)]),
+        ["chatty_service", "excessive_fanout"]
+    );
+    let clean = Block::Clean {
+        n: 3,
+        overlap: false,
+    };
+    assert!(kinds(vec![(clean, false)]).is_empty());
+}
