@@ -125,6 +125,19 @@ enum Block {
     Fanout { n: u64, ties: bool },
     /// A few different calls.
     Clean { n: u64, overlap: bool },
+    /// The same statement already sanitized by the agent (`$1`), from an
+    /// ORM (`code.namespace`) or not, awaited one by one or all in flight.
+    Sanitized {
+        n: u64,
+        dur_us: u64,
+        gap_us: u64,
+        orm: bool,
+        concurrent: bool,
+    },
+    /// `n` different queries in flight at once (a saturated pool).
+    Concurrent { n: u64, ties: bool },
+    /// `n` different calls, each starting when the previous one ended.
+    Sequential { n: u64 },
 }
 
 /// One request trace: an inbound span and its blocks, each either directly
@@ -146,6 +159,43 @@ fn block() -> impl Strategy<Value = Block> {
             .prop_map(|(http, durations_ms)| Block::Slow { http, durations_ms }),
         (21u64..=30, any::<bool>()).prop_map(|(n, ties)| Block::Fanout { n, ties }),
         (1u64..=4, any::<bool>()).prop_map(|(n, overlap)| Block::Clean { n, overlap }),
+        (
+            5u64..=12,
+            200u64..=4_000,
+            0u64..=20_000,
+            any::<bool>(),
+            any::<bool>()
+        )
+            .prop_map(|(n, dur_us, gap_us, orm, concurrent)| Block::Sanitized {
+                n,
+                dur_us,
+                gap_us,
+                orm,
+                concurrent
+            }),
+        (10u64..=14, any::<bool>()).prop_map(|(n, ties)| Block::Concurrent { n, ties }),
+        (3u64..=5).prop_map(|n| Block::Sequential { n }),
+    ]
+}
+
+/// A block that is an N+1 by the rules whatever surrounds it.
+fn n_plus_one_block() -> impl Strategy<Value = Block> {
+    prop_oneof![
+        (5u64..=12, 200u64..=4_000, 100u64..=20_000)
+            .prop_map(|(n, dur_us, gap_us)| Block::NPlusOneSql { n, dur_us, gap_us }),
+        (5u64..=12, 500u64..=8_000, 100u64..=20_000)
+            .prop_map(|(n, dur_us, gap_us)| Block::NPlusOneHttp { n, dur_us, gap_us }),
+        // Sanitized: by ORM scope (even in flight together), or by the
+        // timing of a loop (idle time between calls).
+        (5u64..=12, 200u64..=4_000, 100u64..=20_000, any::<bool>()).prop_map(
+            |(n, dur_us, gap_us, orm)| Block::Sanitized {
+                n,
+                dur_us,
+                gap_us,
+                orm,
+                concurrent: orm && gap_us % 2 == 0,
+            }
+        ),
     ]
 }
 
@@ -161,12 +211,7 @@ fn plan() -> impl Strategy<Value = Plan> {
 fn plan_with_n_plus_one() -> impl Strategy<Value = (Plan, usize)> {
     (
         plan(),
-        prop_oneof![
-            (5u64..=12, 200u64..=4_000, 100u64..=20_000)
-                .prop_map(|(n, dur_us, gap_us)| Block::NPlusOneSql { n, dur_us, gap_us }),
-            (5u64..=12, 500u64..=8_000, 100u64..=20_000)
-                .prop_map(|(n, dur_us, gap_us)| Block::NPlusOneHttp { n, dur_us, gap_us }),
-        ],
+        n_plus_one_block(),
         any::<bool>(),
         any::<prop::sample::Index>(),
     )
@@ -378,6 +423,70 @@ fn build(plan: &Plan, trace: [u8; 16], copy: u8) -> Built {
                     };
                 }
             }
+            Block::Sanitized {
+                n,
+                dur_us,
+                gap_us,
+                orm,
+                concurrent,
+            } => {
+                for i in 0..*n {
+                    let start = if *concurrent {
+                        cursor + i * 50 * US
+                    } else {
+                        cursor + i * (dur_us + gap_us) * US
+                    };
+                    let mut attrs = sql(format!(
+                        "SELECT id, sku FROM parts_{b} WHERE assembly_id = $1 AND active"
+                    ));
+                    if *orm {
+                        attrs.push(kv(
+                            "code.namespace",
+                            "org.hibernate.loader.ast.internal.SingleIdEntityLoaderStandardImpl",
+                        ));
+                    }
+                    end = end.max(call(
+                        &mut body,
+                        "SELECT".into(),
+                        span::SpanKind::Client,
+                        start,
+                        dur_us * US,
+                        attrs,
+                    ));
+                }
+            }
+            Block::Concurrent { n, ties } => {
+                for i in 0..*n {
+                    let start = if *ties { cursor } else { cursor + i * 20 * US };
+                    end = end.max(call(
+                        &mut body,
+                        "SELECT".into(),
+                        span::SpanKind::Client,
+                        start,
+                        (20 + 3 * i) * MS,
+                        sql(format!("SELECT count(*) FROM stats_{b}_{i} WHERE day = 1")),
+                    ));
+                }
+            }
+            Block::Sequential { n } => {
+                let mut start = cursor;
+                for i in 0..*n {
+                    let attrs = if i % 2 == 0 {
+                        get(format!("http://step-{b}-{i}.internal/v1/check"))
+                    } else {
+                        sql(format!("SELECT ok FROM step_{b}_{i} WHERE id = 1"))
+                    };
+                    end = call(
+                        &mut body,
+                        "step".into(),
+                        span::SpanKind::Client,
+                        start,
+                        (40 + 10 * i) * MS,
+                        attrs,
+                    );
+                    start = end;
+                }
+            }
         }
         if *own_parent {
             let p = &mut body[parent_index];
@@ -441,7 +550,7 @@ fn hex(bytes: &[u8]) -> String {
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: 32,
+        cases: 3000,
         failure_persistence: None,
         ..ProptestConfig::default()
     }
@@ -658,4 +767,19 @@ fn generated_blocks_yield_their_findings() {
         overlap: false,
     };
     assert!(kinds(vec![(clean, false)]).is_empty());
+    let sanitized = |orm, concurrent| Block::Sanitized {
+        n: 6,
+        dur_us: 1_000,
+        gap_us: 500,
+        orm,
+        concurrent,
+    };
+    let n1 = ["io_waste", "n_plus_one_sql"];
+    assert_eq!(kinds(vec![(sanitized(true, true), false)]), n1);
+    assert_eq!(kinds(vec![(sanitized(false, false), true)]), n1);
+    assert!(kinds(vec![(sanitized(false, true), false)]).is_empty());
+    let pool = Block::Concurrent { n: 11, ties: true };
+    assert_eq!(kinds(vec![(pool, true)]), ["pool_saturation"]);
+    let sequential = Block::Sequential { n: 4 };
+    assert_eq!(kinds(vec![(sequential, true)]), ["serialized_calls"]);
 }
