@@ -138,14 +138,39 @@ enum Block {
     Concurrent { n: u64, ties: bool },
     /// `n` different calls, each starting when the previous one ended.
     Sequential { n: u64 },
+    /// The same call with distinct ids, all started at the same instant.
+    Burst { http: bool, n: u64 },
+    /// A loop slower than the N+1 window: calls `gap_ms` apart.
+    Wide { n: u64, gap_ms: u64 },
 }
 
-/// One request trace: an inbound span and its blocks, each either directly
-/// under it or under an internal span of its own.
+/// Where a block's calls hang.
+#[derive(Debug, Clone, Copy)]
+enum Parent {
+    /// Directly under the request's inbound span.
+    Root,
+    /// Under an internal span of their own.
+    Internal,
+    /// In another service, under its inbound span (a downstream request).
+    Remote,
+}
+
+/// The service a [`Parent::Remote`] block runs in.
+const REMOTE: &str = "inventory-svc";
+
+/// One request trace: an inbound span and its blocks.
 #[derive(Debug, Clone)]
 struct Plan {
     service: &'static str,
-    blocks: Vec<(Block, bool)>,
+    blocks: Vec<(Block, Parent)>,
+}
+
+fn parent() -> impl Strategy<Value = Parent> {
+    prop_oneof![
+        Just(Parent::Root),
+        Just(Parent::Internal),
+        Just(Parent::Remote)
+    ]
 }
 
 fn block() -> impl Strategy<Value = Block> {
@@ -175,6 +200,8 @@ fn block() -> impl Strategy<Value = Block> {
             }),
         (10u64..=14, any::<bool>()).prop_map(|(n, ties)| Block::Concurrent { n, ties }),
         (3u64..=5).prop_map(|n| Block::Sequential { n }),
+        (any::<bool>(), 5u64..=12).prop_map(|(http, n)| Block::Burst { http, n }),
+        (6u64..=12, 60u64..=200).prop_map(|(n, gap_ms)| Block::Wide { n, gap_ms }),
     ]
 }
 
@@ -196,13 +223,14 @@ fn n_plus_one_block() -> impl Strategy<Value = Block> {
                 concurrent: orm && gap_us % 2 == 0,
             }
         ),
+        (any::<bool>(), 5u64..=12).prop_map(|(http, n)| Block::Burst { http, n }),
     ]
 }
 
 fn plan() -> impl Strategy<Value = Plan> {
     (
         prop::sample::select(vec!["orders-api", "billing", "catalog"]),
-        prop::collection::vec((block(), any::<bool>()), 1..=5),
+        prop::collection::vec((block(), parent()), 1..=5),
     )
         .prop_map(|(service, blocks)| Plan { service, blocks })
 }
@@ -212,12 +240,12 @@ fn plan_with_n_plus_one() -> impl Strategy<Value = (Plan, usize)> {
     (
         plan(),
         n_plus_one_block(),
-        any::<bool>(),
+        parent(),
         any::<prop::sample::Index>(),
     )
-        .prop_map(|(mut plan, n1, own_parent, at)| {
+        .prop_map(|(mut plan, n1, parent, at)| {
             let i = at.index(plan.blocks.len() + 1);
-            plan.blocks.insert(i, (n1, own_parent));
+            plan.blocks.insert(i, (n1, parent));
             (plan, i)
         })
 }
@@ -232,10 +260,10 @@ fn kv(key: &str, value: &str) -> KeyValue {
     }
 }
 
-/// A generated trace: its spans, and the spans each block made (its calls,
-/// not its internal parent).
+/// A generated trace: its spans with their service, and the spans each
+/// block made (its calls, not their parent).
 struct Built {
-    spans: Vec<Span>,
+    spans: Vec<(&'static str, Span)>,
     block_calls: Vec<Vec<[u8; 8]>>,
 }
 
@@ -290,22 +318,33 @@ fn build(plan: &Plan, trace: [u8; 16], copy: u8) -> Built {
 
     let mut cursor = T0 + MS;
     let mut body = Vec::new();
+    let mut services: Vec<&'static str> = Vec::new();
     let root_id = span_id(copy, u64::from(u32::MAX));
-    for (b, (block, own_parent)) in plan.blocks.iter().enumerate() {
-        let parent = if *own_parent {
-            let (id, s) = new_span(
-                Some(root_id),
-                format!("step-{b}"),
-                span::SpanKind::Internal,
-                cursor,
-                0, // fixed below
-                vec![],
-            );
+    for (b, (block, placement)) in plan.blocks.iter().enumerate() {
+        let service = match placement {
+            Parent::Remote => REMOTE,
+            _ => plan.service,
+        };
+        let (kind, attrs) = match placement {
+            Parent::Remote => (
+                span::SpanKind::Server,
+                vec![
+                    kv("http.request.method", "GET"),
+                    kv("http.route", &format!("/inventory/step-{b}")),
+                ],
+            ),
+            _ => (span::SpanKind::Internal, vec![]),
+        };
+        let own_parent = !matches!(placement, Parent::Root);
+        let parent = if own_parent {
+            // Its times are set once its calls are known.
+            let (id, s) = new_span(Some(root_id), format!("step-{b}"), kind, cursor, 0, attrs);
             body.push(s);
             id
         } else {
             root_id
         };
+        let first_of_block = body.len();
         let parent_index = body.len().wrapping_sub(1);
         let block_start = cursor;
         let mut calls = Vec::new();
@@ -468,6 +507,35 @@ fn build(plan: &Plan, trace: [u8; 16], copy: u8) -> Built {
                     ));
                 }
             }
+            Block::Burst { http, n } => {
+                for i in 0..*n {
+                    let attrs = if *http {
+                        get(format!("http://burst-{b}.internal/v1/items/{}", 900 + i))
+                    } else {
+                        sql(format!("SELECT * FROM burst_{b} WHERE id = {}", 900 + i))
+                    };
+                    end = end.max(call(
+                        &mut body,
+                        "burst".into(),
+                        span::SpanKind::Client,
+                        cursor,
+                        (2 + i % 3) * MS,
+                        attrs,
+                    ));
+                }
+            }
+            Block::Wide { n, gap_ms } => {
+                for i in 0..*n {
+                    end = call(
+                        &mut body,
+                        "SELECT".into(),
+                        span::SpanKind::Client,
+                        cursor + i * gap_ms * MS,
+                        2 * MS,
+                        sql(format!("SELECT * FROM wide_{b} WHERE id = {}", 300 + i)),
+                    );
+                }
+            }
             Block::Sequential { n } => {
                 let mut start = cursor;
                 for i in 0..*n {
@@ -488,7 +556,9 @@ fn build(plan: &Plan, trace: [u8; 16], copy: u8) -> Built {
                 }
             }
         }
-        if *own_parent {
+        services.extend(std::iter::repeat_n(service, body.len() - services.len()));
+        debug_assert!(body.len() >= first_of_block);
+        if own_parent {
             let p = &mut body[parent_index];
             p.start_time_unix_nano = block_start.saturating_sub(100 * US);
             p.end_time_unix_nano = end + 100 * US;
@@ -496,40 +566,55 @@ fn build(plan: &Plan, trace: [u8; 16], copy: u8) -> Built {
         block_calls.push(calls);
         cursor = end + 5 * MS;
     }
-    spans.push(Span {
-        trace_id: trace.to_vec(),
-        span_id: root_id.to_vec(),
-        name: "GET /orders/{id}".into(),
-        kind: span::SpanKind::Server as i32,
-        start_time_unix_nano: T0,
-        end_time_unix_nano: cursor + MS,
-        attributes: vec![
-            kv("http.request.method", "GET"),
-            kv("http.route", "/orders/{id}"),
-        ],
-        ..Span::default()
-    });
-    spans.extend(body);
+    spans.push((
+        plan.service,
+        Span {
+            trace_id: trace.to_vec(),
+            span_id: root_id.to_vec(),
+            name: "GET /orders/{id}".into(),
+            kind: span::SpanKind::Server as i32,
+            start_time_unix_nano: T0,
+            end_time_unix_nano: cursor + MS,
+            attributes: vec![
+                kv("http.request.method", "GET"),
+                kv("http.route", "/orders/{id}"),
+            ],
+            ..Span::default()
+        },
+    ));
+    spans.extend(services.into_iter().zip(body));
     Built { spans, block_calls }
 }
 
-fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
+/// One request; one resource per service, in order of first appearance,
+/// each holding its spans in the order given.
+fn request(spans: Vec<(&'static str, Span)>) -> ExportTraceServiceRequest {
+    let mut by_service: Vec<(&str, Vec<Span>)> = Vec::new();
+    for (service, span) in spans {
+        match by_service.iter_mut().find(|(s, _)| *s == service) {
+            Some((_, v)) => v.push(span),
+            None => by_service.push((service, vec![span])),
+        }
+    }
     ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![kv("service.name", service)],
-                ..Resource::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope {
-                    name: "metamorphic".into(),
-                    ..InstrumentationScope::default()
+        resource_spans: by_service
+            .into_iter()
+            .map(|(service, spans)| ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", service)],
+                    ..Resource::default()
                 }),
-                spans,
-                ..ScopeSpans::default()
-            }],
-            ..ResourceSpans::default()
-        }],
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(InstrumentationScope {
+                        name: "metamorphic".into(),
+                        ..InstrumentationScope::default()
+                    }),
+                    spans,
+                    ..ScopeSpans::default()
+                }],
+                ..ResourceSpans::default()
+            })
+            .collect(),
     }
 }
 
@@ -550,7 +635,7 @@ fn hex(bytes: &[u8]) -> String {
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: 3000,
+        cases: 32,
         failure_persistence: None,
         ..ProptestConfig::default()
     }
@@ -571,16 +656,16 @@ proptest! {
     ) {
         let trace = trace_id(seed, 0);
         let spans = build(&plan, trace, 0).spans;
-        let reference = run(&[request(plan.service, spans.clone())]);
+        let reference = run(&[request(spans.clone())]);
 
         let mut shuffled = spans;
         shuffle(&mut shuffled, seed);
-        let one = run(&[request(plan.service, shuffled.clone())]);
+        let one = run(&[request(shuffled.clone())]);
         prop_assert_eq!(&one, &reference, "shuffled within one request");
 
         let at = split.index(shuffled.len() + 1);
         let tail = shuffled.split_off(at);
-        let two = run(&[request(plan.service, tail), request(plan.service, shuffled)]);
+        let two = run(&[request(tail), request(shuffled)]);
         prop_assert_eq!(&two, &reference, "shuffled over two requests");
     }
 
@@ -592,10 +677,10 @@ proptest! {
         let (original, copy) = (trace_id(seed, 0), trace_id(seed, 1));
         let a = build(&plan, original, 0).spans;
         let b = build(&plan, copy, 1).spans;
-        let single = run(&[request(plan.service, a.clone())]);
+        let single = run(&[request(a.clone())]);
         let mut both = a;
         both.extend(b);
-        let double = run(&[request(plan.service, both)]);
+        let double = run(&[request(both)]);
 
         let (oid, cid) = (hex(&original), hex(&copy));
         let empty = Vec::new();
@@ -642,7 +727,7 @@ proptest! {
     ) {
         let trace = trace_id(seed, 0);
         let built = build(&plan, trace, 0);
-        let before = run(&[request(plan.service, built.spans.clone())]);
+        let before = run(&[request(built.spans.clone())]);
         let lines = before.get(&hex(&trace)).cloned().unwrap_or_default();
         let calls: BTreeSet<String> = built.block_calls[index].iter().map(|id| hex(id)).collect();
         let n_plus_one = |l: &&String| json(l)["type"].as_str().unwrap().starts_with("n_plus_one_");
@@ -663,12 +748,12 @@ proptest! {
         );
 
         let repeated: BTreeSet<String> = calls.iter().skip(1).cloned().collect();
-        let kept: Vec<Span> = built
+        let kept: Vec<(&str, Span)> = built
             .spans
             .into_iter()
-            .filter(|s| !repeated.contains(&hex(&s.span_id)))
+            .filter(|(_, s)| !repeated.contains(&hex(&s.span_id)))
             .collect();
-        let after = run(&[request(plan.service, kept)]);
+        let after = run(&[request(kept)]);
         let after_lines = after.get(&hex(&trace)).cloned().unwrap_or_default();
         let gone = !after_lines.iter().any(|l| {
             let v = json(l);
@@ -706,7 +791,7 @@ proptest! {
             .enumerate()
             .map(|(i, plan)| {
                 let trace = trace_id(seed.wrapping_add(i as u64), 0);
-                request(plan.service, build(plan, trace, 0).spans)
+                request(build(plan, trace, 0).spans)
             })
             .collect();
         let first = run(&requests);
@@ -720,13 +805,13 @@ proptest! {
 /// and a plan of clean calls alone yields nothing.
 #[test]
 fn generated_blocks_yield_their_findings() {
-    let kinds = |blocks: Vec<(Block, bool)>| -> Vec<String> {
+    let kinds = |blocks: Vec<(Block, Parent)>| -> Vec<String> {
         let plan = Plan {
             service: "orders-api",
             blocks,
         };
         let trace = trace_id(1, 0);
-        let out = run(&[request(plan.service, build(&plan, trace, 0).spans)]);
+        let out = run(&[request(build(&plan, trace, 0).spans)]);
         let mut kinds: Vec<String> = out
             .values()
             .flatten()
@@ -740,33 +825,39 @@ fn generated_blocks_yield_their_findings() {
         dur_us: 1_000,
         gap_us: 2_000,
     };
-    assert_eq!(kinds(vec![(sql, false)]), ["io_waste", "n_plus_one_sql"]);
+    assert_eq!(
+        kinds(vec![(sql, Parent::Root)]),
+        ["io_waste", "n_plus_one_sql"]
+    );
     let http = Block::NPlusOneHttp {
         n: 5,
         dur_us: 1_000,
         gap_us: 500,
     };
-    assert_eq!(kinds(vec![(http, true)]), ["io_waste", "n_plus_one_http"]);
+    assert_eq!(
+        kinds(vec![(http, Parent::Internal)]),
+        ["io_waste", "n_plus_one_http"]
+    );
     let redundant = Block::Redundant { http: true, n: 3 };
     assert_eq!(
-        kinds(vec![(redundant, false)]),
+        kinds(vec![(redundant, Parent::Root)]),
         ["io_waste", "redundant_http"]
     );
     let slow = Block::Slow {
         http: false,
         durations_ms: vec![600, 700, 800],
     };
-    assert_eq!(kinds(vec![(slow, false)]), ["slow_sql"]);
+    assert_eq!(kinds(vec![(slow, Parent::Root)]), ["slow_sql"]);
     let fanout = Block::Fanout { n: 22, ties: true };
     assert_eq!(
-        kinds(vec![(fanout, true)]),
+        kinds(vec![(fanout, Parent::Internal)]),
         ["chatty_service", "excessive_fanout"]
     );
     let clean = Block::Clean {
         n: 3,
         overlap: false,
     };
-    assert!(kinds(vec![(clean, false)]).is_empty());
+    assert!(kinds(vec![(clean, Parent::Root)]).is_empty());
     let sanitized = |orm, concurrent| Block::Sanitized {
         n: 6,
         dur_us: 1_000,
@@ -775,11 +866,35 @@ fn generated_blocks_yield_their_findings() {
         concurrent,
     };
     let n1 = ["io_waste", "n_plus_one_sql"];
-    assert_eq!(kinds(vec![(sanitized(true, true), false)]), n1);
-    assert_eq!(kinds(vec![(sanitized(false, false), true)]), n1);
-    assert!(kinds(vec![(sanitized(false, true), false)]).is_empty());
+    assert_eq!(kinds(vec![(sanitized(true, true), Parent::Root)]), n1);
+    assert_eq!(kinds(vec![(sanitized(false, false), Parent::Internal)]), n1);
+    assert!(kinds(vec![(sanitized(false, true), Parent::Root)]).is_empty());
     let pool = Block::Concurrent { n: 11, ties: true };
-    assert_eq!(kinds(vec![(pool, true)]), ["pool_saturation"]);
+    assert_eq!(kinds(vec![(pool, Parent::Internal)]), ["pool_saturation"]);
     let sequential = Block::Sequential { n: 4 };
-    assert_eq!(kinds(vec![(sequential, true)]), ["serialized_calls"]);
+    assert_eq!(
+        kinds(vec![(sequential, Parent::Internal)]),
+        ["serialized_calls"]
+    );
+    let burst = Block::Burst { http: false, n: 6 };
+    assert_eq!(kinds(vec![(burst, Parent::Root)]), n1);
+
+    // A loop slower than the window: the 500 ms window holds 6 of its 9
+    // calls (100 ms apart); in another service, under its own endpoint.
+    let plan = Plan {
+        service: "orders-api",
+        blocks: vec![(Block::Wide { n: 9, gap_ms: 100 }, Parent::Remote)],
+    };
+    let out = run(&[request(build(&plan, trace_id(2, 0), 0).spans)]);
+    let n_plus_one: Vec<Value> = out
+        .values()
+        .flatten()
+        .map(|l| json(l))
+        .filter(|v| v["type"] == "n_plus_one_sql")
+        .collect();
+    assert_eq!(n_plus_one.len(), 1, "{out:?}");
+    assert_eq!(n_plus_one[0]["service"], REMOTE);
+    assert_eq!(n_plus_one[0]["source_endpoint"], "GET /inventory/step-0");
+    assert_eq!(n_plus_one[0]["pattern"]["occurrences"], 6);
+    assert_eq!(n_plus_one[0]["pattern"]["distinct_params"], 6);
 }

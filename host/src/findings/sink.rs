@@ -9,7 +9,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
 use super::{FindingRecord, FindingsStore};
-use crate::metrics::{FindingLabels, Metrics, TypeLabel};
+use crate::metrics::{FindingLabels, IoTypeLabel, Metrics, TraceIdLabel, TypeLabel};
 
 /// Where shards send their findings. Cloned into every shard.
 #[derive(Clone)]
@@ -73,6 +73,9 @@ fn write_loop(
     for batch in rx {
         let batch: Vec<Arc<FindingRecord>> = batch.into_iter().map(Arc::new).collect();
         for r in &batch {
+            let exemplar = TraceIdLabel {
+                trace_id: r.finding.trace_id.to_string(),
+            };
             metrics
                 .findings
                 .get_or_create(&FindingLabels {
@@ -81,7 +84,8 @@ fn write_loop(
                     },
                     severity: r.finding.severity.as_str(),
                 })
-                .inc();
+                .inc_by(1, Some(exemplar.clone()), None);
+            observe_slow(metrics, r, exemplar);
             match lines.try_send(r.clone()) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
@@ -91,6 +95,28 @@ fn write_loop(
         }
         store.push(batch);
     }
+}
+
+/// Slow-operation findings feed `perf_sentinel_slow_duration_seconds` with
+/// their slowest call, the trace as exemplar.
+fn observe_slow(metrics: &Metrics, r: &FindingRecord, exemplar: TraceIdLabel) {
+    let kind = match r.finding.kind.as_str() {
+        "slow_sql" => "sql",
+        "slow_http" => "http",
+        "slow_messaging" => "messaging",
+        _ => return,
+    };
+    let Some(max_ms) = r
+        .finding
+        .extra_value("max_ms")
+        .and_then(|v| v.parse::<f64>().ok())
+    else {
+        return;
+    };
+    metrics
+        .slow_duration
+        .get_or_create(&IoTypeLabel { r#type: kind })
+        .observe(max_ms / 1000.0, Some(exemplar), None);
 }
 
 fn print_loop(rx: Receiver<Arc<FindingRecord>>, out: Box<dyn Write + Send>, metrics: &Metrics) {

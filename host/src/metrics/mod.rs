@@ -1,8 +1,13 @@
 //! Every counter and gauge the daemon exports on `/metrics`, registered once
 //! in a prometheus-client registry and shared by all tasks through an `Arc`.
 
+mod process;
+
+pub use process::{ProcessCollector, resident_bytes};
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::{CounterWithExemplar, HistogramWithExemplars};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -24,6 +29,23 @@ pub struct FindingLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TypeLabel {
     pub r#type: String,
+}
+
+/// The exemplar label: the trace a sample came from.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TraceIdLabel {
+    pub trace_id: String,
+}
+
+/// `sql`, `http` or `messaging`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IoTypeLabel {
+    pub r#type: &'static str,
+}
+
+/// Buckets of slow operations: 100 ms to about 100 s.
+fn slow_histogram() -> HistogramWithExemplars<TraceIdLabel> {
+    HistogramWithExemplars::new(exponential_buckets(0.1, 2.0, 11))
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -60,7 +82,12 @@ pub struct Metrics {
     pub shed_spans: Counter,
     pub queue_depth: Gauge,
     pub queue_capacity: Gauge,
-    pub findings: Family<FindingLabels, Counter>,
+    pub findings: Family<FindingLabels, CounterWithExemplar<TraceIdLabel>>,
+    pub slow_duration: Family<
+        IoTypeLabel,
+        HistogramWithExemplars<TraceIdLabel>,
+        fn() -> HistogramWithExemplars<TraceIdLabel>,
+    >,
     pub findings_stdout_dropped: Counter,
     pub detector_errors: Family<DetectorErrorLabels, Counter>,
     pub detector_seconds: Family<DetectorLabel, Histogram, fn() -> Histogram>,
@@ -73,7 +100,9 @@ pub struct Metrics {
 impl Metrics {
     /// Registers every metric.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("perf_sentinel");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(ProcessCollector::new()));
+        let registry = root.sub_registry_with_prefix("perf_sentinel");
         let m = Self {
             spans_received: Counter::default(),
             spans_analyzed: Counter::default(),
@@ -90,6 +119,7 @@ impl Metrics {
             queue_depth: Gauge::default(),
             queue_capacity: Gauge::default(),
             findings: Family::default(),
+            slow_duration: Family::new_with_constructor(slow_histogram),
             findings_stdout_dropped: Counter::default(),
             detector_errors: Family::default(),
             detector_seconds: Family::new_with_constructor(detector_histogram),
@@ -99,7 +129,7 @@ impl Metrics {
             io_waste_ratio: Gauge::default(),
             registry: Registry::default(),
         };
-        let r = &mut registry;
+        let r = registry;
         r.register(
             "spans_received",
             "Spans accepted from OTLP exporters (answered OK)",
@@ -176,6 +206,11 @@ impl Metrics {
             m.findings.clone(),
         );
         r.register(
+            "slow_duration_seconds",
+            "Slowest call of each slow-operation finding, by I/O type",
+            m.slow_duration.clone(),
+        );
+        r.register(
             "findings_stdout_dropped",
             "Findings not printed because stdout could not keep up (still stored and counted)",
             m.findings_stdout_dropped.clone(),
@@ -210,7 +245,10 @@ impl Metrics {
             "Avoidable over all I/O calls since start",
             m.io_waste_ratio.clone(),
         );
-        Self { registry, ..m }
+        Self {
+            registry: root,
+            ..m
+        }
     }
 
     /// Adds one trace's I/O figures and refreshes the cumulative ratio.
@@ -230,11 +268,18 @@ impl Metrics {
             .inc();
     }
 
-    /// OpenMetrics text of every metric.
+    /// OpenMetrics text of every metric, with exemplars.
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(8192);
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Prometheus text (0.0.4) of every metric: no exemplars.
+    pub fn encode_prometheus(&self) -> String {
+        let mut out = String::with_capacity(8192);
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
         out
     }
 }
