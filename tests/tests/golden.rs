@@ -184,6 +184,30 @@ fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap()
 }
 
+/// One line per finding, `type` first, for diffs that show whole findings.
+fn lines(findings: &Value) -> String {
+    const FIRST: &[&str] = &["type", "severity", "service", "source_endpoint", "template"];
+    let mut out = String::new();
+    for f in findings.as_array().into_iter().flatten() {
+        let Some(o) = f.as_object() else {
+            out.push_str(&format!("{f}\n"));
+            continue;
+        };
+        let keys = FIRST
+            .iter()
+            .map(|k| k.to_string())
+            .chain(o.keys().filter(|k| !FIRST.contains(&k.as_str())).cloned());
+        let fields: Vec<String> = keys
+            .filter_map(|k| {
+                o.get(&k)
+                    .map(|v| format!("{}: {v}", Value::from(k.as_str())))
+            })
+            .collect();
+        out.push_str(&format!("{{{}}}\n", fields.join(", ")));
+    }
+    out
+}
+
 /// A line diff (longest common subsequence), `-` expected, `+` actual.
 fn diff(expected: &str, actual: &str) -> String {
     let a: Vec<&str> = expected.lines().collect();
@@ -205,7 +229,7 @@ fn diff(expected: &str, actual: &str) -> String {
             out.push_str(&format!("  {}\n", a[i]));
             i += 1;
             j += 1;
-        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
+        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] > lcs[i + 1][j]) {
             out.push_str(&format!("+ {}\n", b[j]));
             j += 1;
         } else {
@@ -227,9 +251,9 @@ fn check(fixture: &Fixture, transport: &str, findings: &[Value]) -> Result<(), S
     if expected == actual {
         return Ok(());
     }
-    let (e, a) = (pretty(&expected), pretty(&actual));
+    let (e, a) = (lines(&expected), lines(&actual));
     Err(format!(
-        "golden mismatch for {} over {transport} (- expected, + reported):\n{}\nall reported findings of its traces:\n{}\n",
+        "golden mismatch for {} over {transport} (- expected, + reported):\n{}\nevery finding reported for its traces:\n{}\n",
         fixture.name,
         diff(&e, &a),
         findings
@@ -540,7 +564,7 @@ async fn slow_calls_cross_trace_percentiles_at_shutdown() {
         reduced,
         expected,
         "cross-trace findings:\n{}",
-        diff(&pretty(&expected), &pretty(&reduced))
+        diff(&lines(&expected), &lines(&reduced))
     );
     let stat = |kind: &str, key: &str| -> String {
         let f = cross.iter().find(|f| f["type"] == kind).unwrap();

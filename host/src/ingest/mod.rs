@@ -165,6 +165,8 @@ impl Ingestor {
         if converted.accepted > 0 {
             if !self.pipeline.admission.try_admit(converted.accepted) {
                 self.metrics.shed_spans.inc_by(converted.accepted as u64);
+                let traces: usize = converted.shards.iter().map(Vec::len).sum();
+                self.metrics.shed_traces.inc_by(traces as u64);
                 return Err(IngestError::Backpressure);
             }
             if self.pipeline.dispatch(converted.shards).is_err() {

@@ -49,6 +49,15 @@ fn slow_histogram() -> HistogramWithExemplars<TraceIdLabel> {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceLabel {
+    pub service: String,
+}
+
+/// Distinct `service` label values at most: trace data must not be able to
+/// grow the metrics without bound.
+pub const MAX_SERVICE_LABELS: usize = 1024;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DetectorLabel {
     pub detector: String,
 }
@@ -80,6 +89,11 @@ pub struct Metrics {
     pub otlp_rejected: Family<ReasonLabel, Counter>,
     pub shed_batches: Counter,
     pub shed_spans: Counter,
+    pub shed_traces: Counter,
+    pub service_io_ops: Family<ServiceLabel, Counter>,
+    pub service_io_ops_overflow: Counter,
+    /// Services already given a label, bounded by [`MAX_SERVICE_LABELS`].
+    services: std::sync::RwLock<std::collections::HashSet<String>>,
     pub queue_depth: Gauge,
     pub queue_capacity: Gauge,
     pub findings: Family<FindingLabels, CounterWithExemplar<TraceIdLabel>>,
@@ -116,6 +130,10 @@ impl Metrics {
             otlp_rejected: Family::default(),
             shed_batches: Counter::default(),
             shed_spans: Counter::default(),
+            shed_traces: Counter::default(),
+            service_io_ops: Family::default(),
+            service_io_ops_overflow: Counter::default(),
+            services: Default::default(),
             queue_depth: Gauge::default(),
             queue_capacity: Gauge::default(),
             findings: Family::default(),
@@ -191,6 +209,21 @@ impl Metrics {
             m.shed_spans.clone(),
         );
         r.register(
+            "analysis_shed_traces",
+            "Traces in requests refused because analysis was behind",
+            m.shed_traces.clone(),
+        );
+        r.register(
+            "service_io_ops",
+            "Outbound I/O calls by the service that made them (at most 1024 services)",
+            m.service_io_ops.clone(),
+        );
+        r.register(
+            "service_io_ops_overflow",
+            "Outbound I/O calls of services past the first 1024, not labelled",
+            m.service_io_ops_overflow.clone(),
+        );
+        r.register(
             "analysis_queue_depth",
             "Spans accepted and waiting for their shard",
             m.queue_depth.clone(),
@@ -251,6 +284,34 @@ impl Metrics {
         }
     }
 
+    /// Counts `calls` outbound I/O calls of `service`, under its own label
+    /// while fewer than [`MAX_SERVICE_LABELS`] services have one.
+    pub fn record_service_io(&self, service: &str, calls: u64) {
+        let known = self
+            .services
+            .read()
+            .map(|s| s.contains(service))
+            .unwrap_or(false);
+        let labelled = known || {
+            let mut set = self.services.write().unwrap_or_else(|p| p.into_inner());
+            if set.len() < MAX_SERVICE_LABELS {
+                set.insert(service.to_owned());
+                true
+            } else {
+                set.contains(service)
+            }
+        };
+        if labelled {
+            self.service_io_ops
+                .get_or_create(&ServiceLabel {
+                    service: service.to_owned(),
+                })
+                .inc_by(calls);
+        } else {
+            self.service_io_ops_overflow.inc_by(calls);
+        }
+    }
+
     /// Adds one trace's I/O figures and refreshes the cumulative ratio.
     pub fn record_io(&self, total: u64, avoidable: u64) {
         if total == 0 {
@@ -287,5 +348,45 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_labels_are_capped_and_the_rest_overflows() {
+        let m = Metrics::new();
+        for i in 0..MAX_SERVICE_LABELS + 10 {
+            m.record_service_io(&format!("svc-{i}"), 2);
+        }
+        // A service labelled before the cap keeps its label.
+        m.record_service_io("svc-0", 3);
+        assert_eq!(
+            m.service_io_ops
+                .get_or_create(&ServiceLabel {
+                    service: "svc-0".into()
+                })
+                .get(),
+            5
+        );
+        assert_eq!(m.service_io_ops_overflow.get(), 20);
+        let text = m.encode_prometheus();
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("perf_sentinel_service_io_ops_total{"))
+                .count(),
+            MAX_SERVICE_LABELS
+        );
+    }
+
+    #[test]
+    fn io_waste_ratio_is_cumulative() {
+        let m = Metrics::new();
+        m.record_io(10, 5);
+        m.record_io(30, 5);
+        m.record_io(0, 0);
+        assert!((m.io_waste_ratio.get() - 0.25).abs() < 1e-12);
     }
 }

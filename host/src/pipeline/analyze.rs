@@ -264,12 +264,38 @@ impl Analyzer {
 /// could have been avoided (N+1 and redundant calls, counted once per
 /// template and endpoint: the larger figure wins).
 pub fn io_accounting(view: &TraceView<'_>, records: &[FindingRecord]) -> (u64, u64) {
+    io_accounting_by_service(view, records, |_, _| {})
+}
+
+/// [`io_accounting`], also reporting each service's outbound calls to
+/// `per_service` (in first-seen order).
+pub fn io_accounting_by_service(
+    view: &TraceView<'_>,
+    records: &[FindingRecord],
+    mut per_service: impl FnMut(&str, u64),
+) -> (u64, u64) {
     let spans = view.spans();
-    let total = [IoKind::Sql, IoKind::Http, IoKind::Messaging, IoKind::Rpc]
-        .iter()
-        .flat_map(|k| view.of_kind(*k))
-        .filter(|&&i| !spans[i as usize].span_kind.is_inbound())
-        .count() as u64;
+    let mut services: Vec<(&str, u64)> = Vec::new();
+    for k in [IoKind::Sql, IoKind::Http, IoKind::Messaging, IoKind::Rpc] {
+        for &i in view.of_kind(k) {
+            let s = &spans[i as usize];
+            if s.span_kind.is_inbound() {
+                continue;
+            }
+            match services
+                .iter_mut()
+                .find(|(name, _)| *name == s.service.as_str())
+            {
+                Some((_, n)) => *n += 1,
+                None => services.push((s.service.as_str(), 1)),
+            }
+        }
+    }
+    let mut total = 0;
+    for (service, calls) in services {
+        total += calls;
+        per_service(service, calls);
+    }
     let mut avoidable: HashMap<(&str, &str), u64> = HashMap::new();
     for r in records {
         let f = &r.finding;

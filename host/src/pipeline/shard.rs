@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use std::sync::mpsc::SyncSender;
 
-use super::analyze::{Analyzer, PrepScratch, io_accounting, prepare, with_view};
+use super::analyze::{Analyzer, PrepScratch, io_accounting_by_service, prepare, with_view};
 use super::cross::CrossMsg;
 use super::queue::{Admission, ShardMsg};
 use crate::findings::FindingsSink;
@@ -112,7 +112,10 @@ impl Shard {
             let analyzer = &mut self.analyzer;
             let records = with_view(&c.fragment, &prep, |view| {
                 let records = analyzer.run(view, metrics);
-                let (total, avoidable) = io_accounting(view, &records);
+                let (total, avoidable) =
+                    io_accounting_by_service(view, &records, |service, calls| {
+                        metrics.record_service_io(service, calls)
+                    });
                 metrics.record_io(total, avoidable);
                 records
             });
