@@ -15,10 +15,13 @@ use crate::findings::{FindingsStore, Stamp, confidence_for, spawn_sink};
 use crate::ingest::Ingestor;
 use crate::ingest::grpc::TraceGrpc;
 use crate::metrics::Metrics;
+use crate::net::{AcceptLimits, HttpTimeouts, serve_http, spawn_acceptor};
 use crate::pipeline::detectors::DetectorSpec;
 use crate::pipeline::{Pipeline, PipelineError, PipelineSettings};
 use crate::registry::Registry;
 use crate::window::WindowLimits;
+use tokio_stream::StreamExt as _;
+use tower_http::timeout::TimeoutLayer;
 
 /// Why the daemon could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +83,8 @@ pub struct Prepared {
     pub config: Config,
     pub registry: Registry,
     pub specs: Vec<Arc<DetectorSpec>>,
+    /// The TLS identity, when `tls_cert_path` and `tls_key_path` are set.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Loads the configuration (`explicit` file, else the working directory's,
@@ -114,11 +119,29 @@ pub fn prepare(
         }
     };
     problems.extend(plugin_problems);
+    let tls = match (&config.daemon.tls_cert_path, &config.daemon.tls_key_path) {
+        (Some(cert), Some(key)) => match crate::net::load_server_config(cert, key) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                problems.push(crate::config::ConfigProblem {
+                    file: config
+                        .source
+                        .as_ref()
+                        .map_or_else(|| "<defaults>".to_owned(), |p| p.display().to_string()),
+                    key: "daemon.tls_cert_path".into(),
+                    message: e.to_string(),
+                });
+                None
+            }
+        },
+        _ => None,
+    };
     if problems.is_empty() {
         Ok(Prepared {
             config,
             registry,
             specs,
+            tls,
         })
     } else {
         Err(ConfigError::Invalid(problems))
@@ -136,7 +159,9 @@ pub async fn run(
     stdout: Box<dyn std::io::Write + Send>,
 ) -> Result<(), DaemonError> {
     let catalog = catalog(&prepared);
-    let Prepared { config, specs, .. } = prepared;
+    let Prepared {
+        config, specs, tls, ..
+    } = prepared;
     let d = &config.daemon;
     let metrics = Arc::new(Metrics::new());
     let store = Arc::new(FindingsStore::new(d.max_retained_findings));
@@ -207,32 +232,71 @@ pub async fn run(
     let state = Arc::new(ApiState {
         ingestor: ingestor.clone(),
         store,
-        metrics,
+        metrics: metrics.clone(),
         detectors: specs.clone(),
         catalog,
         environment: d.environment.clone(),
         started: Instant::now(),
         shards,
     });
-    let app = router(state, d.api_enabled);
-    let http_token = shutdown.clone();
-    let http_server = tokio::spawn(async move {
-        axum::serve(http_listener, app)
-            .with_graceful_shutdown(async move { http_token.cancelled().await })
-            .await
-    });
+    let app = router(state, d.api_enabled).layer(TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        Duration::from_millis(d.http_request_timeout_ms),
+    ));
+    let grace = Duration::from_millis(d.shutdown_grace_ms);
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
+    let limits = AcceptLimits {
+        max_connections: d.max_connections,
+        max_handshakes: d.max_tls_handshakes,
+        handshake_timeout: Duration::from_millis(d.tls_handshake_timeout_ms),
+    };
+    // The acceptors stop with the token; what they accepted is served to the end.
+    let listeners = CancellationToken::new();
+    let http_conns = spawn_acceptor(
+        http_listener,
+        tls.clone(),
+        limits,
+        metrics.clone(),
+        listeners.clone(),
+    );
+    let grpc_conns = spawn_acceptor(
+        grpc_listener,
+        tls.clone(),
+        limits,
+        metrics.clone(),
+        listeners.clone(),
+    );
+    let http_server = tokio::spawn(serve_http(
+        http_conns,
+        app,
+        HttpTimeouts {
+            header_read: Duration::from_millis(d.http_header_timeout_ms),
+        },
+        shutdown.clone(),
+        grace,
+    ));
     let grpc_token = shutdown.clone();
     let grpc_server = tokio::spawn(
         tonic::transport::Server::builder()
+            .timeout(Duration::from_millis(d.http_request_timeout_ms))
             .add_service(TraceGrpc::new(ingestor))
             .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(grpc_listener),
+                tokio_stream::wrappers::ReceiverStream::new(grpc_conns)
+                    .map(Ok::<_, std::io::Error>),
                 async move { grpc_token.cancelled().await },
             ),
     );
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    if tls.is_none() && !d.listen_address.is_loopback() && d.ack.api_key_env.is_none() {
+        tracing::warn!(
+            address = %d.listen_address,
+            "listening beyond loopback without TLS or an API key: anyone who can reach these ports can send traces and read findings"
+        );
+    }
     tracing::info!(
         grpc = %grpc_addr,
         http = %http_addr,
+        scheme,
         environment = %d.environment,
         shards,
         detectors = ?specs.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
@@ -240,13 +304,11 @@ pub async fn run(
     );
 
     shutdown.cancelled().await;
+    listeners.cancel();
     tracing::info!("shutting down: no new requests; analyzing every buffered trace");
-    let grace = Duration::from_millis(d.shutdown_grace_ms);
     let servers = async {
-        match http_server.await {
-            Ok(Err(e)) => tracing::warn!("HTTP server: {e}"),
-            Err(e) => tracing::warn!("HTTP server task: {e}"),
-            Ok(Ok(())) => {}
+        if let Err(e) = http_server.await {
+            tracing::warn!("HTTP server task: {e}");
         }
         match grpc_server.await {
             Ok(Err(e)) => tracing::warn!("gRPC server: {e}"),

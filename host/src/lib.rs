@@ -9,6 +9,7 @@ pub mod findings;
 pub mod ingest;
 pub mod metrics;
 pub mod model;
+pub mod net;
 pub mod normalize;
 pub mod pipeline;
 pub mod plugins;

@@ -89,16 +89,13 @@ fn main() -> ExitCode {
     };
     overrides.environment = cli.environment.clone();
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let daemon::Prepared {
-        config,
-        registry,
-        specs,
-    } = match daemon::prepare(cli.config.as_deref(), &cwd, overrides) {
+    let prepared = match daemon::prepare(cli.config.as_deref(), &cwd, overrides) {
         Ok(prepared) => prepared,
         Err(e) => return refused(&e),
     };
+    let (config, registry, specs) = (&prepared.config, &prepared.registry, &prepared.specs);
     match cli.command {
-        Some(Command::Detectors) => list_detectors(&config, &registry),
+        Some(Command::Detectors) => list_detectors(config, registry),
         Some(Command::Config(ConfigCommand::Check)) => {
             let origin = config
                 .source
@@ -116,11 +113,7 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Some(Command::Watch(_)) | None => watch(daemon::Prepared {
-            config,
-            registry,
-            specs,
-        }),
+        Some(Command::Watch(_)) | None => watch(prepared),
     }
 }
 

@@ -92,6 +92,18 @@ pub struct DaemonConfig {
     /// Consecutive failures (errors or panics) after which a detector is
     /// quarantined.
     pub quarantine_after: u32,
+    /// PEM certificate chain and key: TLS on both listeners (both or neither).
+    pub tls_cert_path: Option<PathBuf>,
+    pub tls_key_path: Option<PathBuf>,
+    /// Open connections per listener.
+    pub max_connections: usize,
+    /// TLS handshakes in flight per listener.
+    pub max_tls_handshakes: usize,
+    pub tls_handshake_timeout_ms: u64,
+    /// Time for an HTTP client to send a request's headers.
+    pub http_header_timeout_ms: u64,
+    /// Time for a whole HTTP request, body included, to be received and answered.
+    pub http_request_timeout_ms: u64,
     /// `[daemon.ack]`.
     pub ack: AckConfig,
 }
@@ -116,6 +128,13 @@ impl Default for DaemonConfig {
             api_enabled: true,
             shutdown_grace_ms: 25_000,
             quarantine_after: 3,
+            tls_cert_path: None,
+            tls_key_path: None,
+            max_connections: 1024,
+            max_tls_handshakes: 64,
+            tls_handshake_timeout_ms: 10_000,
+            http_header_timeout_ms: 10_000,
+            http_request_timeout_ms: 30_000,
             ack: AckConfig::default(),
         }
     }

@@ -112,6 +112,25 @@ fn read_daemon(table: &Table, problems: &mut Problems<'_>) -> DaemonConfig {
         api_enabled: s.bool("api_enabled", d.api_enabled),
         shutdown_grace_ms: s.u64("shutdown_grace_ms", d.shutdown_grace_ms, 0..=600_000),
         quarantine_after: s.u32("quarantine_after", d.quarantine_after, 1..=1_000_000),
+        tls_cert_path: s.string_opt("tls_cert_path").map(PathBuf::from),
+        tls_key_path: s.string_opt("tls_key_path").map(PathBuf::from),
+        max_connections: s.usize("max_connections", d.max_connections, 1..=1_000_000),
+        max_tls_handshakes: s.usize("max_tls_handshakes", d.max_tls_handshakes, 1..=100_000),
+        tls_handshake_timeout_ms: s.u64(
+            "tls_handshake_timeout_ms",
+            d.tls_handshake_timeout_ms,
+            100..=600_000,
+        ),
+        http_header_timeout_ms: s.u64(
+            "http_header_timeout_ms",
+            d.http_header_timeout_ms,
+            100..=600_000,
+        ),
+        http_request_timeout_ms: s.u64(
+            "http_request_timeout_ms",
+            d.http_request_timeout_ms,
+            100..=3_600_000,
+        ),
         ack: AckConfig::default(),
     };
     if c.listen_port_grpc == c.listen_port_http {
@@ -123,6 +142,17 @@ fn read_daemon(table: &Table, problems: &mut Problems<'_>) -> DaemonConfig {
             c.trace_ttl_ms, c.trace_settle_ms
         );
         s.problem("trace_settle_ms", message);
+    }
+    if c.tls_cert_path.is_some() != c.tls_key_path.is_some() {
+        let missing = if c.tls_cert_path.is_some() {
+            "tls_key_path"
+        } else {
+            "tls_cert_path"
+        };
+        s.problem(
+            missing,
+            "TLS needs both `tls_cert_path` and `tls_key_path` (or neither)".to_owned(),
+        );
     }
     if let Some(ack) = s.table("ack") {
         c.ack = read_ack(ack, s.problems());

@@ -90,6 +90,7 @@ pub struct Metrics {
     pub shed_batches: Counter,
     pub shed_spans: Counter,
     pub shed_traces: Counter,
+    pub connections_refused: Family<ReasonLabel, Counter>,
     pub service_io_ops: Family<ServiceLabel, Counter>,
     pub service_io_ops_overflow: Counter,
     /// Services already given a label, bounded by [`MAX_SERVICE_LABELS`].
@@ -131,6 +132,7 @@ impl Metrics {
             shed_batches: Counter::default(),
             shed_spans: Counter::default(),
             shed_traces: Counter::default(),
+            connections_refused: Family::default(),
             service_io_ops: Family::default(),
             service_io_ops_overflow: Counter::default(),
             services: Default::default(),
@@ -207,6 +209,11 @@ impl Metrics {
             "analysis_shed_spans",
             "Spans in requests refused because analysis was behind",
             m.shed_spans.clone(),
+        );
+        r.register(
+            "connections_refused",
+            "Connections closed before serving, by reason (connection cap, TLS handshake)",
+            m.connections_refused.clone(),
         );
         r.register(
             "analysis_shed_traces",
