@@ -85,6 +85,27 @@ pub struct Prepared {
     pub specs: Vec<Arc<DetectorSpec>>,
     /// The TLS identity, when `tls_cert_path` and `tls_key_path` are set.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// `[daemon.ack] api_key`, resolved from its environment variable.
+    pub ack_api_key: Option<String>,
+}
+
+/// Shortest API key accepted: anything shorter is guessable.
+const MIN_API_KEY_LEN: usize = 12;
+
+/// Resolves an `env:VAR` secret: the variable must be set and not empty.
+fn resolve_secret(var: &str, key: &str, min_len: usize) -> Result<String, String> {
+    match std::env::var(var) {
+        Ok(v) if v.len() >= min_len => Ok(v),
+        Ok(v) if v.is_empty() => Err(format!(
+            "environment variable {var} (named by `{key}`) is empty"
+        )),
+        Ok(_) => Err(format!(
+            "the value of environment variable {var} (named by `{key}`) is shorter than {min_len} characters"
+        )),
+        Err(_) => Err(format!(
+            "environment variable {var} (named by `{key}`) is not set"
+        )),
+    }
 }
 
 /// Loads the configuration (`explicit` file, else the working directory's,
@@ -136,12 +157,31 @@ pub fn prepare(
         },
         _ => None,
     };
+    let source = config
+        .source
+        .as_ref()
+        .map_or_else(|| "<defaults>".to_owned(), |p| p.display().to_string());
+    let ack_api_key = match &config.daemon.ack.api_key_env {
+        Some(var) => match resolve_secret(var, "daemon.ack.api_key", MIN_API_KEY_LEN) {
+            Ok(v) => Some(v),
+            Err(message) => {
+                problems.push(crate::config::ConfigProblem {
+                    file: source.clone(),
+                    key: "daemon.ack.api_key".into(),
+                    message,
+                });
+                None
+            }
+        },
+        None => None,
+    };
     if problems.is_empty() {
         Ok(Prepared {
             config,
             registry,
             specs,
             tls,
+            ack_api_key,
         })
     } else {
         Err(ConfigError::Invalid(problems))
@@ -160,7 +200,11 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let catalog = catalog(&prepared);
     let Prepared {
-        config, specs, tls, ..
+        config,
+        specs,
+        tls,
+        ack_api_key,
+        ..
     } = prepared;
     let d = &config.daemon;
     let metrics = Arc::new(Metrics::new());
@@ -287,7 +331,7 @@ pub async fn run(
             ),
     );
     let scheme = if tls.is_some() { "https" } else { "http" };
-    if tls.is_none() && !d.listen_address.is_loopback() && d.ack.api_key_env.is_none() {
+    if tls.is_none() && !d.listen_address.is_loopback() && ack_api_key.is_none() {
         tracing::warn!(
             address = %d.listen_address,
             "listening beyond loopback without TLS or an API key: anyone who can reach these ports can send traces and read findings"

@@ -142,3 +142,67 @@ fn equal_ports_on_the_command_line_are_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("must differ"));
 }
+
+#[test]
+fn secrets_come_from_the_environment_never_the_file() {
+    let dir = TempDir::new("cli-secret");
+    let check = |toml: &str, env: Option<(&str, &str)>| {
+        std::fs::write(dir.0.join(".perf-sentinel.toml"), toml).unwrap();
+        let mut cmd = Command::new(binary());
+        cmd.args(["config", "check"])
+            .current_dir(&dir.0)
+            .env_remove("PS_TEST_ACK_KEY");
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    // A literal key is refused, naming the key and not echoing the secret.
+    let out = check("[daemon.ack]\napi_key = \"hunter2hunter2\"\n", None);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("daemon.ack.api_key"), "{err}");
+    assert!(
+        !err.contains("hunter2hunter2"),
+        "the secret must not be echoed: {err}"
+    );
+
+    let by_env = "[daemon.ack]\napi_key = \"env:PS_TEST_ACK_KEY\"\n";
+    let out = check(by_env, None);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("PS_TEST_ACK_KEY") && err.contains("not set"),
+        "{err}"
+    );
+
+    let out = check(by_env, Some(("PS_TEST_ACK_KEY", "short")));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("shorter than 12"));
+
+    let out = check(by_env, Some(("PS_TEST_ACK_KEY", "a-long-enough-key")));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn tls_needs_both_files_and_readable_ones() {
+    let dir = TempDir::new("cli-tls");
+    std::fs::write(
+        dir.0.join(".perf-sentinel.toml"),
+        "[daemon]\ntls_cert_path = \"/nope/cert.pem\"\n",
+    )
+    .unwrap();
+    let out = run(&dir, &["config", "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("tls_key_path"));
+
+    std::fs::write(
+        dir.0.join(".perf-sentinel.toml"),
+        "[daemon]\ntls_cert_path = \"/nope/cert.pem\"\ntls_key_path = \"/nope/key.pem\"\n",
+    )
+    .unwrap();
+    let out = run(&dir, &["config", "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("/nope/cert.pem"), "{err}");
+}
