@@ -7,10 +7,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=.venv-tools
-want="prometheus-client==0.26.0"
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import prometheus_client' 2>/dev/null; then
+want=(
+  prometheus-client==0.26.0
+  opentelemetry-sdk==1.45.1
+  opentelemetry-exporter-zipkin-json==1.45.1
+)
+# Every wanted package installed at its pinned version?
+have_all() {
+  "$venv/bin/python" - "${want[@]}" 2>/dev/null <<'PY'
+import sys
+from importlib.metadata import version
+sys.exit(any(version(n) != v for n, v in (w.split("==") for w in sys.argv[1:])))
+PY
+}
+if [ ! -x "$venv/bin/python" ] || ! have_all; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "$want"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "${want[@]}"
 fi
 export PERF_SENTINEL_PYTHON="$PWD/$venv/bin/python"
 

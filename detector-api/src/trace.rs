@@ -20,15 +20,20 @@ pub struct TraceIndex {
 
 impl TraceIndex {
     /// Builds the indexes for `spans`. Children and spans of a kind are each
-    /// ordered by start time (then by position), so detectors can scan them
-    /// as a timeline.
+    /// ordered by start time (then end time, then span id; position only for
+    /// duplicate ids), so detectors can scan them as a timeline and the
+    /// order spans arrived in never shows.
     ///
     /// A span whose `parent` is out of range is treated as a root.
     pub fn build(spans: &[SpanView<'_>]) -> Self {
         let n = spans.len();
+        // Ties broken by end time then span id, never by arrival order, so
+        // the same trace sent in any order gives the same indexes.
         let by_start = |a: &u32, b: &u32| {
             let (sa, sb) = (&spans[*a as usize], &spans[*b as usize]);
-            sa.start_ns.cmp(&sb.start_ns).then(a.cmp(b))
+            (sa.start_ns, sa.end_ns(), sa.span_id)
+                .cmp(&(sb.start_ns, sb.end_ns(), sb.span_id))
+                .then(a.cmp(b))
         };
 
         // Children, as a compressed sparse row: counts, prefix sums, fill.

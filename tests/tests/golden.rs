@@ -54,8 +54,6 @@ const SUGGESTION_KEYS: &[&str] = &[
     "select_related()",
     "includes",
     "with('relation')",
-    "Preload",
-    "selectinload()",
     "WHERE ... IN (...)",
 ];
 

@@ -53,6 +53,7 @@ pub struct DetectorListing {
 pub fn router(state: Arc<ApiState>, api_enabled: bool) -> Router {
     let ingest = Router::new()
         .route("/v1/traces", post(crate::ingest::http::export_traces))
+        .route("/api/v2/spans", post(crate::ingest::http::zipkin_spans))
         .with_state(state.ingestor.clone());
     let mut app = Router::new()
         .route("/health", get(health))

@@ -398,9 +398,12 @@ fn loader_finds_files_and_names_them() {
         "{}: fragment names must look like NN-name.toml",
         etc.join(FRAGMENT_DIR).join("notes.txt").display()
     )));
-    assert!(lines.contains(&format!(
-        "{fragment}: `daemon.max_fanout`: unknown key `max_fanout`; known keys: ack, analysis_queue_capacity, analysis_shards, api_enabled, environment, findings_queue_capacity, listen_address, listen_port_grpc, listen_port_http, max_active_traces, max_events_per_trace, max_payload_size, max_retained_findings, quarantine_after, shutdown_grace_ms, stdout_queue_capacity, trace_settle_ms, trace_ttl_ms"
-    )), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!(
+            "{fragment}: `daemon.max_fanout`: unknown key `max_fanout`; known keys: ack, analysis_queue_capacity,"
+        ))),
+        "{lines:#?}"
+    );
     assert!(lines.contains(&format!(
         "{fragment}: `daemon.trace_settle_ms`: must not exceed `trace_ttl_ms` (1000), got 5000"
     )));

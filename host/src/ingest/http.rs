@@ -1,6 +1,8 @@
 //! The OTLP/HTTP receiver: `POST /v1/traces` with protobuf or JSON bodies,
 //! optionally gzip/deflate, answering with a real `ExportTraceServiceResponse`
-//! in the request's format, or a `google.rpc.Status` on refusal.
+//! in the request's format, or a `google.rpc.Status` on refusal. Also the
+//! Zipkin v2 JSON receiver, `POST /api/v2/spans`, sharing body reading,
+//! decompression, ingest and refusal counting.
 
 use std::sync::Arc;
 
@@ -15,7 +17,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 
 use super::body::{MediaType, decompress};
-use super::{Accepted, IngestError, Ingestor, decode_json, decode_protobuf};
+use super::{Accepted, IngestError, Ingestor, decode_json, decode_protobuf, zipkin};
 
 /// `google.rpc.Status`, the body OTLP/HTTP prescribes for errors.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -53,6 +55,70 @@ async fn receive(
     body: Body,
 ) -> Result<Accepted, IngestError> {
     let media = media?;
+    let plain = read_body(ingestor, encoding, body).await?;
+    let request = match media {
+        MediaType::Protobuf => decode_protobuf(&plain)?,
+        MediaType::Json => decode_json(&plain)?,
+    };
+    ingestor.ingest(&request)
+}
+
+/// Handles `POST /api/v2/spans`: a Zipkin v2 JSON array of spans, optionally
+/// gzip/deflate. Answers 202 with an empty body as Zipkin collectors do, or
+/// a JSON `{"code", "message"}` on refusal.
+pub async fn zipkin_spans(
+    State(ingestor): State<Arc<Ingestor>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    // A Content-Type that is not text is present but unusable: refused.
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("?"));
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    match receive_zipkin(&ingestor, content_type, encoding, body).await {
+        Ok(_) => StatusCode::ACCEPTED.into_response(),
+        Err(e) => {
+            let e = ingestor.refused(e);
+            let message = match &e {
+                IngestError::UnsupportedMediaType(ct) => format!(
+                    "unsupported Content-Type `{ct}` (Zipkin v2 spans are application/json)"
+                ),
+                IngestError::MalformedJson(detail) => format!("invalid Zipkin v2 JSON: {detail}"),
+                other => other.to_string(),
+            };
+            error_reply(MediaType::Json, &e, message)
+        }
+    }
+}
+
+async fn receive_zipkin(
+    ingestor: &Ingestor,
+    content_type: Option<&str>,
+    encoding: Option<&str>,
+    body: Body,
+) -> Result<Accepted, IngestError> {
+    // JSON, or no Content-Type at all (as some Zipkin clients send).
+    if let Some(ct) = content_type
+        && MediaType::from_content_type(Some(ct))? != MediaType::Json
+    {
+        return Err(IngestError::UnsupportedMediaType(
+            ct.chars().take(64).collect(),
+        ));
+    }
+    let plain = read_body(ingestor, encoding, body).await?;
+    ingestor.ingest(&zipkin::decode(&plain)?)
+}
+
+/// Reads the whole body, at most `max_payload_size` bytes on the wire and
+/// after undoing `Content-Encoding`.
+async fn read_body(
+    ingestor: &Ingestor,
+    encoding: Option<&str>,
+    body: Body,
+) -> Result<bytes::Bytes, IngestError> {
     let limit = ingestor.max_payload_size;
     let raw = http_body_util::Limited::new(body, limit)
         .collect()
@@ -65,12 +131,7 @@ async fn receive(
             }
         })?
         .to_bytes();
-    let plain = decompress(encoding, raw, limit)?;
-    let request = match media {
-        MediaType::Protobuf => decode_protobuf(&plain)?,
-        MediaType::Json => decode_json(&plain)?,
-    };
-    ingestor.ingest(&request)
+    decompress(encoding, raw, limit)
 }
 
 fn ok_response(media: MediaType, accepted: &Accepted) -> Response {
@@ -99,8 +160,12 @@ fn ok_response(media: MediaType, accepted: &Accepted) -> Response {
 }
 
 fn error_response(media: MediaType, e: &IngestError) -> Response {
+    error_reply(media, e, e.to_string())
+}
+
+/// The refusal of `e` in `media`, saying `message`; 503 carries `Retry-After`.
+fn error_reply(media: MediaType, e: &IngestError, message: String) -> Response {
     let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let message = e.to_string();
     let code = e.grpc_code() as i32;
     let body = match media {
         MediaType::Protobuf => RpcStatus { code, message }.encode_to_vec(),

@@ -6,6 +6,7 @@ pub mod body;
 pub mod convert;
 pub mod grpc;
 pub mod http;
+pub mod zipkin;
 
 use std::sync::Arc;
 

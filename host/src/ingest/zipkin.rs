@@ -1,0 +1,873 @@
+//! Zipkin v2 JSON (`POST /api/v2/spans`): decodes a body into the OTLP
+//! `ExportTraceServiceRequest` the shared conversion reads, so Zipkin spans
+//! go through exactly the same conversion, window and detectors as OTLP.
+//!
+//! The body must be a JSON array of objects; anything else is refused whole.
+//! Inside a span the decoder is lenient: a field of the wrong type reads as
+//! absent, numbers are clamped, and an invalid id is passed on so that the
+//! shared conversion refuses that span alone (partial acceptance). Strings
+//! are borrowed from the body where JSON escapes allow.
+//!
+//! Mapping: `traceId` (16 or 32 hex; 16 is left-padded with zeros), `id`,
+//! `parentId` as id bytes; `timestamp` and `duration` from microseconds to
+//! nanoseconds; `kind`; `localEndpoint.serviceName` as the resource's
+//! `service.name` (one `ResourceSpans` per service);
+//! `remoteEndpoint.serviceName` as `peer.service`; every tag as a string
+//! attribute (so `db.statement`, `http.route`, `code.*`... map as in OTLP); a
+//! tag `error` (or `otel.status_code = ERROR`) makes the span an error.
+//! `annotations`, `shared` and `debug` are ignored.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{
+    ResourceSpans, ScopeSpans, Span, Status, span, status,
+};
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::IngestError;
+
+/// Decodes a Zipkin v2 JSON body (already decompressed and size-capped).
+pub fn decode(bytes: &[u8]) -> Result<ExportTraceServiceRequest, IngestError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| IngestError::InvalidUtf8(e.to_string()))?;
+    let spans: Vec<ZipkinSpan<'_>> = serde_json::from_str(text).map_err(|e| {
+        IngestError::MalformedJson(format!("expected a JSON array of Zipkin v2 spans: {e}"))
+    })?;
+    Ok(to_request(spans))
+}
+
+/// Builds the OTLP request: one `ResourceSpans` per local service name, in
+/// order of first appearance.
+fn to_request(spans: Vec<ZipkinSpan<'_>>) -> ExportTraceServiceRequest {
+    let mut resource_spans: Vec<ResourceSpans> = Vec::new();
+    let mut by_service: HashMap<Cow<'_, str>, usize> = HashMap::new();
+    for z in spans {
+        let service = z
+            .local_service
+            .into_text()
+            .filter(|s| !s.is_empty())
+            .unwrap_or(Cow::Borrowed(""));
+        let idx = *by_service.entry(service).or_insert_with_key(|name| {
+            resource_spans.push(resource_for(name));
+            resource_spans.len() - 1
+        });
+        let otlp = to_span(z.fields);
+        if let Some(scope) = resource_spans
+            .get_mut(idx)
+            .and_then(|rs| rs.scope_spans.first_mut())
+        {
+            scope.spans.push(otlp);
+        }
+    }
+    ExportTraceServiceRequest { resource_spans }
+}
+
+fn resource_for(service: &str) -> ResourceSpans {
+    let attributes = if service.is_empty() {
+        Vec::new()
+    } else {
+        vec![string_kv("service.name", service.to_owned())]
+    };
+    ResourceSpans {
+        resource: Some(Resource {
+            attributes,
+            ..Resource::default()
+        }),
+        scope_spans: vec![ScopeSpans::default()],
+        ..ResourceSpans::default()
+    }
+}
+
+fn string_kv(key: &str, value: String) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(value)),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+fn to_span(f: Fields<'_>) -> Span {
+    let start = f.timestamp.micros().saturating_mul(1000);
+    let end = start.saturating_add(f.duration.micros().saturating_mul(1000));
+    let kind = match f.kind.as_str() {
+        Some(k) if k.eq_ignore_ascii_case("CLIENT") => span::SpanKind::Client,
+        Some(k) if k.eq_ignore_ascii_case("SERVER") => span::SpanKind::Server,
+        Some(k) if k.eq_ignore_ascii_case("PRODUCER") => span::SpanKind::Producer,
+        Some(k) if k.eq_ignore_ascii_case("CONSUMER") => span::SpanKind::Consumer,
+        _ => span::SpanKind::Internal,
+    };
+    let mut error: Option<String> = None;
+    let mut attributes = Vec::with_capacity(f.tags.0.len() + 1);
+    for (key, value) in f.tags.0 {
+        let Some(value) = value.into_text() else {
+            continue;
+        };
+        if key == "error" {
+            error = Some(value.clone().into_owned());
+        } else if key == "otel.status_code" && value.eq_ignore_ascii_case("ERROR") {
+            error.get_or_insert_with(String::new);
+        }
+        attributes.push(string_kv(&key, value.into_owned()));
+    }
+    // A tag names the peer first; the remote endpoint otherwise (the
+    // conversion keeps the first `peer.service`).
+    if let Some(peer) = f.remote_service.into_text().filter(|s| !s.is_empty()) {
+        attributes.push(string_kv("peer.service", peer.into_owned()));
+    }
+    Span {
+        trace_id: trace_id_bytes(f.trace_id.as_str()),
+        span_id: span_id_bytes(f.id.as_str()),
+        parent_span_id: parent_id_bytes(&f.parent_id),
+        name: f.name.into_text().map(Cow::into_owned).unwrap_or_default(),
+        kind: kind as i32,
+        start_time_unix_nano: start,
+        end_time_unix_nano: end,
+        attributes,
+        status: error.map(|message| Status {
+            code: status::StatusCode::Error as i32,
+            message,
+        }),
+        ..Span::default()
+    }
+}
+
+/// 32 hex digits, or 16 left-padded with zeros; anything else becomes an
+/// empty id, which the conversion refuses.
+fn trace_id_bytes(s: Option<&str>) -> Vec<u8> {
+    match s.map(|s| (s.len(), hex(s))) {
+        Some((32, Some(bytes))) => bytes,
+        Some((16, Some(bytes))) => {
+            let mut padded = vec![0u8; 8];
+            padded.extend_from_slice(&bytes);
+            padded
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// 16 hex digits; anything else becomes an empty id, which the conversion
+/// refuses.
+fn span_id_bytes(s: Option<&str>) -> Vec<u8> {
+    match s.map(|s| (s.len(), hex(s))) {
+        Some((16, Some(bytes))) => bytes,
+        _ => Vec::new(),
+    }
+}
+
+/// Absent, null or empty means a root span. An invalid parent id (or one
+/// that is not a string) must not turn the span into a root: it becomes one
+/// byte, which the conversion refuses.
+fn parent_id_bytes(v: &Scalar<'_>) -> Vec<u8> {
+    match v {
+        Scalar::Absent => Vec::new(),
+        Scalar::Str(s) if s.is_empty() => Vec::new(),
+        Scalar::Str(s) => match (s.len(), hex(s)) {
+            (16, Some(bytes)) => bytes,
+            _ => vec![0],
+        },
+        _ => vec![0],
+    }
+}
+
+fn hex(s: &str) -> Option<Vec<u8>> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    s.as_bytes()
+        .chunks_exact(2)
+        .map(|pair| match pair {
+            [hi, lo] => Some((nibble(*hi)? << 4) | nibble(*lo)?),
+            _ => None,
+        })
+        .collect()
+}
+
+/// One Zipkin span: only a JSON object is a span.
+struct ZipkinSpan<'a> {
+    fields: Fields<'a>,
+    local_service: Scalar<'a>,
+}
+
+/// The fields of a span perf-sentinel reads.
+#[derive(Default)]
+struct Fields<'a> {
+    trace_id: Scalar<'a>,
+    id: Scalar<'a>,
+    parent_id: Scalar<'a>,
+    name: Scalar<'a>,
+    kind: Scalar<'a>,
+    timestamp: Scalar<'a>,
+    duration: Scalar<'a>,
+    remote_service: Scalar<'a>,
+    tags: Tags<'a>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for ZipkinSpan<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(SpanVisitor(PhantomData))
+    }
+}
+
+struct SpanVisitor<'a>(PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for SpanVisitor<'a> {
+    type Value = ZipkinSpan<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a Zipkin span object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut f = Fields::default();
+        let mut local_service = Scalar::Absent;
+        // A repeated key: the last one wins, as in most JSON readers.
+        while let Some(key) = map.next_key::<Scalar<'de>>()? {
+            match key.as_str().unwrap_or("") {
+                "traceId" => f.trace_id = map.next_value()?,
+                "id" => f.id = map.next_value()?,
+                "parentId" => f.parent_id = map.next_value()?,
+                "name" => f.name = map.next_value()?,
+                "kind" => f.kind = map.next_value()?,
+                "timestamp" => f.timestamp = map.next_value()?,
+                "duration" => f.duration = map.next_value()?,
+                "localEndpoint" => local_service = map.next_value::<Endpoint<'de>>()?.0,
+                "remoteEndpoint" => f.remote_service = map.next_value::<Endpoint<'de>>()?.0,
+                "tags" => f.tags = map.next_value()?,
+                // annotations, shared, debug and anything unknown.
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(ZipkinSpan {
+            fields: f,
+            local_service,
+        })
+    }
+}
+
+/// A JSON scalar as read; objects and arrays are skipped and read as absent.
+#[derive(Debug, Default, Clone, PartialEq)]
+enum Scalar<'a> {
+    #[default]
+    Absent,
+    Str(Cow<'a, str>),
+    Unsigned(u64),
+    Signed(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl<'a> Scalar<'a> {
+    /// The string, when the value is one.
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Scalar::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Text: a string as is, a number or boolean as printed.
+    fn into_text(self) -> Option<Cow<'a, str>> {
+        match self {
+            Scalar::Absent => None,
+            Scalar::Str(s) => Some(s),
+            Scalar::Unsigned(n) => Some(Cow::Owned(n.to_string())),
+            Scalar::Signed(n) => Some(Cow::Owned(n.to_string())),
+            Scalar::Float(n) => Some(Cow::Owned(n.to_string())),
+            Scalar::Bool(b) => Some(Cow::Borrowed(if b { "true" } else { "false" })),
+        }
+    }
+
+    /// A non-negative count of microseconds: negative, absent or
+    /// non-numeric reads as 0, too large saturates.
+    fn micros(&self) -> u64 {
+        match self {
+            Scalar::Unsigned(n) => *n,
+            // The cast saturates; NaN reads as 0.
+            Scalar::Float(f) if *f > 0.0 => *f as u64,
+            Scalar::Str(s) => s.trim().parse().unwrap_or(0),
+            _ => 0,
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ScalarVisitor(PhantomData))
+    }
+}
+
+struct ScalarVisitor<'a>(PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for ScalarVisitor<'a> {
+    type Value = Scalar<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(v)))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Scalar::Unsigned(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Scalar::Signed(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Scalar::Float(v))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Scalar::Bool(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Absent)
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Absent)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        skip_seq(seq).map(|()| Scalar::Absent)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        skip_map(map).map(|()| Scalar::Absent)
+    }
+}
+
+fn skip_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+fn skip_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+/// An endpoint object; only `serviceName` is read. Anything that is not an
+/// object reads as no endpoint.
+struct Endpoint<'a>(Scalar<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Endpoint<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ObjectOnly::<Endpoint<'a>>(PhantomData))
+    }
+}
+
+/// The tags object, in order; anything that is not an object reads as no
+/// tags, and a tag whose value is an object or array is left out.
+#[derive(Default)]
+struct Tags<'a>(Vec<(Cow<'a, str>, Scalar<'a>)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Tags<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ObjectOnly::<Tags<'a>>(PhantomData))
+    }
+}
+
+/// A value read from a JSON object, or empty when the JSON is not one.
+trait FromObject<'de>: Sized {
+    fn empty() -> Self;
+    fn from_object<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error>;
+}
+
+impl<'de: 'a, 'a> FromObject<'de> for Endpoint<'a> {
+    fn empty() -> Self {
+        Endpoint(Scalar::Absent)
+    }
+
+    fn from_object<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+        let mut service = Scalar::Absent;
+        while let Some(key) = map.next_key::<Scalar<'de>>()? {
+            if key.as_str() == Some("serviceName") {
+                service = map.next_value()?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(Endpoint(service))
+    }
+}
+
+impl<'de: 'a, 'a> FromObject<'de> for Tags<'a> {
+    fn empty() -> Self {
+        Tags(Vec::new())
+    }
+
+    fn from_object<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+        let mut tags = Vec::new();
+        while let Some(key) = map.next_key::<Scalar<'de>>()? {
+            let value: Scalar<'de> = map.next_value()?;
+            if let Scalar::Str(key) = key
+                && value != Scalar::Absent
+            {
+                tags.push((key, value));
+            }
+        }
+        Ok(Tags(tags))
+    }
+}
+
+struct ObjectOnly<T>(PhantomData<T>);
+
+impl<'de, T: FromObject<'de>> Visitor<'de> for ObjectOnly<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::from_object(map)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<T, A::Error> {
+        skip_seq(seq).map(|()| T::empty())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<T, E> {
+        Ok(T::empty())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<T, E> {
+        Ok(T::empty())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<T, E> {
+        Ok(T::empty())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<T, E> {
+        Ok(T::empty())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<T, E> {
+        Ok(T::empty())
+    }
+
+    fn visit_unit<E>(self) -> Result<T, E> {
+        Ok(T::empty())
+    }
+
+    fn visit_none<E>(self) -> Result<T, E> {
+        Ok(T::empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use detector_api::{IoKind, SpanKind, TraceId};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::ingest::convert::{ConvertLimits, convert};
+    use crate::model::TraceFragment;
+
+    const TRACE: &str = "5b8efff798038103d269b633813fc60c";
+
+    fn attr<'s>(span: &'s Span, key: &str) -> Option<&'s str> {
+        span.attributes
+            .iter()
+            .filter(|kv| kv.key == key)
+            .find_map(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                Value::StringValue(s) => Some(s.as_str()),
+                _ => None,
+            })
+    }
+
+    fn service(rs: &ResourceSpans) -> Option<&str> {
+        rs.resource
+            .as_ref()?
+            .attributes
+            .iter()
+            .find(|kv| kv.key == "service.name")
+            .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                Value::StringValue(s) => Some(s.as_str()),
+                _ => None,
+            })
+    }
+
+    fn spans(req: &ExportTraceServiceRequest) -> Vec<&Span> {
+        req.resource_spans
+            .iter()
+            .flat_map(|rs| rs.scope_spans.iter().flat_map(|ss| ss.spans.iter()))
+            .collect()
+    }
+
+    fn fragments(req: &ExportTraceServiceRequest) -> (Vec<TraceFragment>, usize) {
+        let c = convert(req, 1, &ConvertLimits::default());
+        (
+            c.shards.into_iter().flatten().collect(),
+            c.rejected_invalid_id,
+        )
+    }
+
+    #[test]
+    fn ids_times_kinds_and_services_map() {
+        let body = format!(
+            r#"[
+              {{"traceId":"{TRACE}","id":"00000000000000aa","name":"get /orders/{{id}}",
+                "kind":"SERVER","timestamp":1700000000000000,"duration":100000,
+                "localEndpoint":{{"serviceName":"orders","ipv4":"10.0.0.1","port":8080}},
+                "shared":true,"debug":false,
+                "annotations":[{{"timestamp":1700000000000001,"value":"ws"}}]}},
+              {{"traceId":"d269b633813fc60c","id":"00000000000000bb","parentId":"00000000000000AA",
+                "kind":"CLIENT","timestamp":1700000000001000,"duration":500,
+                "localEndpoint":{{"serviceName":"orders"}},
+                "remoteEndpoint":{{"serviceName":"postgres","port":5432}}}},
+              {{"traceId":"{TRACE}","id":"00000000000000cc","kind":"PRODUCER",
+                "localEndpoint":{{"serviceName":"billing"}}}},
+              {{"traceId":"{TRACE}","id":"00000000000000dd","kind":"CONSUMER"}},
+              {{"traceId":"{TRACE}","id":"00000000000000ee","kind":"whatever"}}
+            ]"#
+        );
+        let req = decode(body.as_bytes()).unwrap();
+        let services: Vec<Option<&str>> = req.resource_spans.iter().map(service).collect();
+        assert_eq!(services, [Some("orders"), Some("billing"), None]);
+        assert_eq!(req.resource_spans[0].scope_spans[0].spans.len(), 2);
+
+        let s = spans(&req);
+        assert_eq!(hex_of(&s[0].trace_id), TRACE);
+        assert_eq!(s[0].span_id, [0, 0, 0, 0, 0, 0, 0, 0xaa]);
+        assert!(s[0].parent_span_id.is_empty());
+        assert_eq!(s[0].name, "get /orders/{id}");
+        assert_eq!(s[0].kind, span::SpanKind::Server as i32);
+        assert_eq!(s[0].start_time_unix_nano, 1_700_000_000_000_000_000);
+        assert_eq!(s[0].end_time_unix_nano, 1_700_000_000_100_000_000);
+        assert!(s[0].status.is_none());
+        assert!(s[0].attributes.is_empty());
+
+        // 16 hex digits are the low 64 bits of a 128-bit id.
+        assert_eq!(hex_of(&s[1].trace_id), "0000000000000000d269b633813fc60c");
+        assert_eq!(s[1].parent_span_id, [0, 0, 0, 0, 0, 0, 0, 0xaa]);
+        assert_eq!(s[1].kind, span::SpanKind::Client as i32);
+        assert_eq!(s[1].end_time_unix_nano - s[1].start_time_unix_nano, 500_000);
+        assert_eq!(attr(s[1], "peer.service"), Some("postgres"));
+
+        assert_eq!(s[2].kind, span::SpanKind::Producer as i32);
+        assert_eq!((s[2].start_time_unix_nano, s[2].end_time_unix_nano), (0, 0));
+        assert_eq!(s[3].kind, span::SpanKind::Consumer as i32);
+        assert_eq!(s[4].kind, span::SpanKind::Internal as i32);
+
+        // Through the shared conversion: the service defaults as for OTLP.
+        let (frags, invalid) = fragments(&req);
+        assert_eq!(invalid, 0);
+        let full = frags
+            .iter()
+            .find(|f| hex_of(&f.trace_id.0) == TRACE)
+            .unwrap();
+        assert!(full.has_root);
+        let names: Vec<&str> = full
+            .spans
+            .iter()
+            .map(|r| full.arena.get(r.service))
+            .collect();
+        assert_eq!(
+            names,
+            ["orders", "billing", "unknown_service", "unknown_service"]
+        );
+        assert_eq!(full.spans[1].span_kind.0, SpanKind::Producer);
+    }
+
+    #[test]
+    fn tags_map_like_otlp_attributes_and_error_tags_flag_errors() {
+        let body = format!(
+            r#"[
+              {{"traceId":"{TRACE}","id":"0000000000000001","kind":"SERVER",
+                "localEndpoint":{{"serviceName":"orders"}},
+                "tags":{{"http.method":"GET","http.route":"/orders/{{id}}",
+                         "http.status_code":"200","team":"checkout"}}}},
+              {{"traceId":"{TRACE}","id":"0000000000000002","parentId":"0000000000000001",
+                "kind":"CLIENT","localEndpoint":{{"serviceName":"orders"}},
+                "remoteEndpoint":{{"serviceName":"pg"}},
+                "tags":{{"db.system":"postgresql",
+                         "db.statement":"SELECT * FROM items WHERE id = 7",
+                         "code.function":"Repo.items","code.filepath":"repo.py",
+                         "code.lineno":"57","error":"deadlock detected"}}}},
+              {{"traceId":"{TRACE}","id":"0000000000000003","parentId":"0000000000000001",
+                "kind":"CLIENT","localEndpoint":{{"serviceName":"orders"}},
+                "tags":{{"http.method":"POST","http.url":"https://pay.example/charge?id=1",
+                         "http.status_code":"503","peer.service":"payments",
+                         "otel.status_code":"ERROR"}},
+                "remoteEndpoint":{{"serviceName":"ignored-when-tagged"}}}},
+              {{"traceId":"{TRACE}","id":"0000000000000004","parentId":"0000000000000001",
+                "kind":"PRODUCER","localEndpoint":{{"serviceName":"orders"}},
+                "tags":{{"messaging.system":"kafka","messaging.destination.name":"orders",
+                         "retries":3,"sampled":true,"ratio":0.5,"nested":{{"a":[1]}},
+                         "nothing":null}}}}
+            ]"#
+        );
+        let req = decode(body.as_bytes()).unwrap();
+        let s = spans(&req);
+        assert_eq!(attr(s[0], "http.route"), Some("/orders/{id}"));
+        let err = s[1].status.as_ref().unwrap();
+        assert_eq!(err.code, status::StatusCode::Error as i32);
+        assert_eq!(err.message, "deadlock detected");
+        assert!(s[2].status.is_some(), "otel.status_code = ERROR");
+        assert!(s[0].status.is_none());
+        // Non-string scalars are carried as text; objects and null are not.
+        assert_eq!(attr(s[3], "retries"), Some("3"));
+        assert_eq!(attr(s[3], "sampled"), Some("true"));
+        assert_eq!(attr(s[3], "ratio"), Some("0.5"));
+        assert_eq!(attr(s[3], "nested"), None);
+        assert_eq!(attr(s[3], "nothing"), None);
+
+        let (frags, _) = fragments(&req);
+        let f = &frags[0];
+        let a = &f.arena;
+        let [server, sql, http, msg] = &f.spans[..] else {
+            panic!("four spans expected, got {}", f.spans.len());
+        };
+        assert_eq!(a.get(server.http_method), "GET");
+        assert_eq!(a.get(server.http_route), "/orders/{id}");
+        assert_eq!(server.http_status, 200);
+        assert_eq!(server.span_kind.0, SpanKind::Server);
+        assert!(!server.is_error);
+
+        assert_eq!(sql.kind.0, IoKind::Sql);
+        assert_eq!(a.get(sql.target), "SELECT * FROM items WHERE id = 7");
+        assert_eq!(a.get(sql.db_system), "postgresql");
+        assert_eq!(a.get(sql.code_function), "Repo.items");
+        assert_eq!(a.get(sql.code_filepath), "repo.py");
+        assert_eq!(sql.code_lineno, 57);
+        assert_eq!(a.get(sql.peer_service), "pg");
+        assert!(sql.is_error);
+
+        assert_eq!(http.kind.0, IoKind::Http);
+        assert_eq!(a.get(http.target), "https://pay.example/charge?id=1");
+        assert_eq!(http.http_status, 503);
+        assert_eq!(a.get(http.peer_service), "payments", "the tag wins");
+        assert!(http.is_error);
+
+        assert_eq!(msg.kind.0, IoKind::Messaging);
+        assert_eq!(a.get(msg.target), "orders");
+        let kept: Vec<(&str, &str)> = f
+            .attrs
+            .iter()
+            .map(|x| (a.get(x.key), a.get(x.value)))
+            .collect();
+        assert!(kept.contains(&("team", "checkout")));
+        assert!(kept.contains(&("error", "deadlock detected")));
+        assert!(kept.contains(&("retries", "3")));
+    }
+
+    #[test]
+    fn invalid_ids_are_refused_per_span_by_the_conversion() {
+        let body = format!(
+            r#"[
+              {{"traceId":"{TRACE}","id":"0000000000000001"}},
+              {{"traceId":"zz8efff798038103d269b633813fc60c","id":"0000000000000002"}},
+              {{"traceId":"abc","id":"0000000000000003"}},
+              {{"traceId":"{TRACE}","id":"00000000000004"}},
+              {{"traceId":"{TRACE}","id":"0000000000000005","parentId":"not-hex-not-hex!"}},
+              {{"traceId":"{TRACE}","id":"0000000000000006","parentId":"12"}},
+              {{"traceId":"00000000000000000000000000000000","id":"0000000000000007"}},
+              {{"traceId":12345678901234567890,"id":"0000000000000008"}},
+              {{"id":"0000000000000009"}},
+              {{"traceId":"{TRACE}","id":"000000000000000a","parentId":""}},
+              {{"traceId":"{TRACE}","id":"000000000000000b","parentId":null}}
+            ]"#
+        );
+        let req = decode(body.as_bytes()).unwrap();
+        let (frags, invalid) = fragments(&req);
+        assert_eq!(invalid, 8);
+        assert_eq!(frags.len(), 1);
+        let roots = frags[0]
+            .spans
+            .iter()
+            .filter(|r| r.parent_id.is_zero())
+            .count();
+        assert_eq!(frags[0].spans.len(), 3);
+        assert_eq!(roots, 3, "absent, empty and null parents are roots");
+        assert_eq!(
+            frags[0].trace_id,
+            TraceId::from_slice(&hex(TRACE).unwrap()).unwrap()
+        );
+    }
+
+    #[test]
+    fn anything_but_an_array_of_objects_is_refused() {
+        for body in [
+            &b""[..],
+            b"{}",
+            b"{\"traceId\":\"x\"}",
+            b"null",
+            b"\"spans\"",
+            b"42",
+            b"[1]",
+            b"[\"span\"]",
+            b"[[\"5b8efff798038103d269b633813fc60c\",\"0000000000000001\"]]",
+            b"[{}, null]",
+            b"[{\"traceId\": }]",
+            b"[{}] trailing",
+            b"[{\"tags\":{\"a\":\"b\"}]",
+            b"[{\"timestamp\": 1e999}]",
+        ] {
+            let got = decode(body);
+            assert!(
+                matches!(got, Err(IngestError::MalformedJson(_))),
+                "{:?} -> {got:?}",
+                String::from_utf8_lossy(body)
+            );
+            if let Err(e) = got {
+                assert_eq!(e.reason(), "malformed_json");
+                assert_eq!(e.http_status(), 400);
+            }
+        }
+        assert!(matches!(
+            decode(b"[{\"name\":\"\xff\"}]"),
+            Err(IngestError::InvalidUtf8(_))
+        ));
+        // An empty array is a valid (empty) batch.
+        assert!(spans(&decode(b"[]").unwrap()).is_empty());
+        assert!(spans(&decode(b" [ { } ] ").unwrap()).len() == 1);
+    }
+
+    #[test]
+    fn hostile_values_are_clamped_or_ignored() {
+        let body = format!(
+            r#"[
+              {{"traceId":"{TRACE}","id":"0000000000000001","timestamp":18446744073709551615,
+                "duration":18446744073709551615}},
+              {{"traceId":"{TRACE}","id":"0000000000000002","timestamp":1e300,"duration":-5}},
+              {{"traceId":"{TRACE}","id":"0000000000000003","timestamp":-1,"duration":1.5e2}},
+              {{"traceId":"{TRACE}","id":"0000000000000004",
+                "timestamp":123456789012345678901234567890,"duration":"12"}},
+              {{"traceId":["junk"],"id":{{"x":1}},"parentId":true,"name":{{"a":{{"b":[[[]]]}}}},
+                "kind":7,"timestamp":"soon","duration":{{}},"localEndpoint":"svc",
+                "remoteEndpoint":[1,2],"tags":["a","b"],"annotations":{{"x":[{{}}]}}}},
+              {{"traceId":"{TRACE}","id":"0000000000000005","localEndpoint":{{"serviceName":42}},
+                "tags":"nope","name":"\u00e9\u0000\ud83d\ude00"}}
+            ]"#
+        );
+        let req = decode(body.as_bytes()).unwrap();
+        let s = spans(&req);
+        assert_eq!(s.len(), 6);
+        assert_eq!(s[0].start_time_unix_nano, u64::MAX);
+        assert_eq!(s[0].end_time_unix_nano, u64::MAX);
+        assert_eq!(s[1].start_time_unix_nano, u64::MAX);
+        assert_eq!(s[1].end_time_unix_nano, u64::MAX);
+        assert_eq!(s[2].start_time_unix_nano, 0);
+        assert_eq!(s[2].end_time_unix_nano, 150_000);
+        assert_eq!(s[3].start_time_unix_nano, u64::MAX);
+        assert_eq!(s[3].end_time_unix_nano, u64::MAX);
+        assert!(s[4].trace_id.is_empty() && s[4].span_id.is_empty());
+        assert_eq!(s[4].parent_span_id, [0], "not hex: refused, not a root");
+        assert_eq!(s[4].name, "");
+        assert_eq!(s[4].kind, span::SpanKind::Internal as i32);
+        assert!(s[4].attributes.is_empty());
+        assert_eq!(s[5].name, "\u{e9}\u{0}\u{1f600}");
+        // A numeric service name is printed.
+        assert_eq!(service(&req.resource_spans[1]), Some("42"));
+        let (frags, invalid) = fragments(&req);
+        assert_eq!(invalid, 1);
+        assert_eq!(frags[0].spans.len(), 5);
+
+        // Deep nesting anywhere in a span is skipped without recursion.
+        let junk = format!("{}1{}", "[{\"x\":".repeat(100_000), "}]".repeat(100_000));
+        for (open, close) in [
+            ("{\"tags\":{\"a\":", "}}"),
+            ("{\"name\":", "}"),
+            ("{\"localEndpoint\":", "}"),
+            ("{\"annotations\":", "}"),
+        ] {
+            let deep = format!("[{open}{junk}{close}]");
+            let req = decode(deep.as_bytes()).unwrap();
+            let s = spans(&req);
+            assert_eq!(s.len(), 1);
+            assert!(s[0].attributes.is_empty() && s[0].name.is_empty());
+        }
+        // An unclosed one is refused.
+        let open = format!("[{{\"tags\":{{\"a\":{}", "[".repeat(100_000));
+        assert!(matches!(
+            decode(open.as_bytes()),
+            Err(IngestError::MalformedJson(_))
+        ));
+    }
+
+    #[test]
+    fn escaped_strings_are_unescaped() {
+        let body = format!(
+            r#"[{{"traceId":"{TRACE}","id":"0000000000000001",
+                 "localEndpoint":{{"serviceName":"a\"b"}},
+                 "tags":{{"db.statement":"SELECT \"x\"\nFROM t","k\u0065y":"v"}}}}]"#
+        );
+        let req = decode(body.as_bytes()).unwrap();
+        assert_eq!(service(&req.resource_spans[0]), Some("a\"b"));
+        let s = spans(&req);
+        assert_eq!(attr(s[0], "db.statement"), Some("SELECT \"x\"\nFROM t"));
+        assert_eq!(attr(s[0], "key"), Some("v"));
+    }
+
+    fn hex_of(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(req) = decode(&body) {
+                let _ = fragments(&req);
+            }
+        }
+
+        #[test]
+        fn arbitrary_field_values_never_panic(
+            trace in "[0-9a-fA-Fz]{0,40}",
+            id in "[0-9a-f-]{0,20}",
+            ts in any::<i64>(),
+            dur in any::<f64>(),
+            kind in "[A-Z]{0,9}",
+            tag in "\\PC{0,20}",
+        ) {
+            let mut tags = serde_json::Map::new();
+            tags.insert(tag.clone(), tag.into());
+            tags.insert("error".into(), "".into());
+            let duration = if dur.is_finite() { dur.into() } else { serde_json::Value::Null };
+            let body = serde_json::json!([{
+                "traceId": trace, "id": id, "parentId": id, "timestamp": ts,
+                "duration": duration, "kind": kind, "tags": tags,
+                "localEndpoint": { "serviceName": "svc" },
+            }]);
+            let req = decode(body.to_string().as_bytes()).unwrap();
+            let s = spans(&req);
+            prop_assert_eq!(s.len(), 1);
+            prop_assert!(s[0].end_time_unix_nano >= s[0].start_time_unix_nano);
+            prop_assert!(s[0].status.is_some());
+            let _ = fragments(&req);
+        }
+    }
+}
