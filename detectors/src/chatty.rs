@@ -9,8 +9,8 @@ use detector_api::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::common::{MAX_EVIDENCE, code_of, endpoint_of, timing};
-use crate::fanout::{above, check_multiplier, count_u32, tally, template_or_name};
+use crate::common::{MAX_EVIDENCE, StrGroups, code_of, endpoint_of, sort_stable_by, timing};
+use crate::fanout::{above, check_multiplier, count_u32};
 
 /// How many call templates the suggestion and `top_templates` name.
 const TOP: usize = 3;
@@ -63,24 +63,21 @@ fn is_outbound_call(s: &SpanView<'_>) -> bool {
 
 struct Chatty {
     config: ChattyConfig,
+    calls: Vec<u32>,
+    names: StrGroups,
 }
 
 impl Chatty {
-    fn report(&self, trace: &TraceView<'_>, calls: &[u32]) -> Option<Finding> {
+    fn report(&mut self, trace: &TraceView<'_>, calls: &[u32]) -> Option<Finding> {
         let spans = trace.spans();
         let first_index = *calls.first()?;
         let first = trace.span(first_index as usize)?;
         let service = first.service.as_str();
         let count = calls.len();
-        let mut names: Vec<&str> = calls
-            .iter()
-            .map(|&i| template_or_name(&spans[i as usize]))
-            .collect();
-        let counts = tally(&mut names);
-        let distinct = count_u32(counts.len());
+        let (distinct, counts) = self.names.top(spans, calls, TOP);
+        let distinct = count_u32(distinct);
         let top = counts
             .iter()
-            .take(TOP)
             .map(|(t, n)| format!("`{t}` ({n})"))
             .collect::<Vec<_>>()
             .join(", ");
@@ -140,31 +137,58 @@ impl Detector for Chatty {
     ) -> Result<(), DetectorError> {
         let spans = trace.spans();
         let limit = self.config.min_calls as usize;
-        let mut calls: Vec<u32> = [IoKind::Http, IoKind::Rpc]
-            .iter()
-            .flat_map(|&k| trace.of_kind(k).iter().copied())
-            .filter(|&i| trace.span(i as usize).is_some_and(is_outbound_call))
-            .collect();
-        if calls.len() <= limit {
-            return Ok(());
-        }
-        // By service, then in time order; the span id settles ties so the
-        // order does not depend on the order spans arrived in.
-        calls.sort_by_key(|&i| {
-            let s = &spans[i as usize];
-            (s.service.as_str(), s.start_ns, s.end_ns(), s.span_id)
-        });
-        // Services come out in name order, so the findings are sorted.
-        for group in calls.chunk_by(|&a, &b| {
-            spans[a as usize].service.as_str() == spans[b as usize].service.as_str()
-        }) {
-            if group.len() > limit
-                && let Some(f) = self.report(trace, group)
-            {
-                out.push(f);
+        let mut calls = std::mem::take(&mut self.calls);
+        calls.clear();
+        calls.extend(
+            [IoKind::Http, IoKind::Rpc]
+                .iter()
+                .flat_map(|&k| trace.of_kind(k).iter().copied())
+                .filter(|&i| trace.span(i as usize).is_some_and(is_outbound_call)),
+        );
+        if calls.len() > limit {
+            // By service, then in time order; the span id settles ties so the
+            // order does not depend on the order spans arrived in.
+            sort_by_service_then_time(spans, &mut calls);
+            // Services come out in name order, so the findings are sorted.
+            for group in calls.chunk_by(|&a, &b| {
+                spans[a as usize].service.as_str() == spans[b as usize].service.as_str()
+            }) {
+                if group.len() > limit
+                    && let Some(f) = self.report(trace, group)
+                {
+                    out.push(f);
+                }
             }
         }
+        self.calls = calls;
         Ok(())
+    }
+}
+
+/// Sorts `calls` by service, start, end and span id (stable), comparing the
+/// services only when they differ.
+fn sort_by_service_then_time(spans: &[SpanView<'_>], calls: &mut [u32]) {
+    let time = |a: &SpanView<'_>, b: &SpanView<'_>| {
+        a.start_ns
+            .cmp(&b.start_ns)
+            .then_with(|| a.end_ns().cmp(&b.end_ns()))
+            .then_with(|| a.span_id.cmp(&b.span_id))
+    };
+    let service = |i: &u32| spans[*i as usize].service.as_str();
+    let one_service = calls.first().is_none_or(|f| {
+        let f = service(f);
+        calls.iter().all(|i| service(i) == f)
+    });
+    if one_service {
+        sort_stable_by(calls, |&a, &b| time(&spans[a as usize], &spans[b as usize]));
+    } else {
+        sort_stable_by(calls, |&a, &b| {
+            let (x, y) = (&spans[a as usize], &spans[b as usize]);
+            x.service
+                .as_str()
+                .cmp(y.service.as_str())
+                .then_with(|| time(x, y))
+        });
     }
 }
 
@@ -187,6 +211,8 @@ impl DetectorFactory for ChattyService {
     fn build(&self, config: &toml::Table) -> Result<Box<dyn Detector>, BuildError> {
         Ok(Box::new(Chatty {
             config: parse_config(config)?,
+            calls: Vec::new(),
+            names: StrGroups::default(),
         }))
     }
 }

@@ -4,11 +4,13 @@
 
 use detector_api::{
     BuildError, Detector, DetectorConfig, DetectorError, DetectorFactory, Finding, InheritedKey,
-    RVec, Severity, SpanView, TraceView, defaults_table, parse_config, register_builtin,
+    RVec, Severity, TraceView, defaults_table, parse_config, register_builtin,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::common::{MAX_EVIDENCE, code_of, endpoint_of, timing};
+use crate::common::{
+    MAX_EVIDENCE, StrGroups, code_of, endpoint_of, sort_stable_by, template_or_name, timing,
+};
 
 /// Configuration of `excessive_fanout`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -65,31 +67,6 @@ pub(crate) fn count_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// The template of a span, or its name when it has none.
-pub(crate) fn template_or_name<'a>(s: &SpanView<'a>) -> &'a str {
-    if s.template.is_empty() {
-        s.name.as_str()
-    } else {
-        s.template.as_str()
-    }
-}
-
-/// Counts equal strings in `items` (sorted in place) and returns
-/// `(distinct, counts)` with counts ordered most frequent first, ties by
-/// string.
-pub(crate) fn tally<'a>(items: &mut [&'a str]) -> Vec<(&'a str, u32)> {
-    items.sort_unstable();
-    let mut counts: Vec<(&'a str, u32)> = Vec::new();
-    for &item in items.iter() {
-        match counts.last_mut() {
-            Some((last, n)) if *last == item => *n = n.saturating_add(1),
-            _ => counts.push((item, 1)),
-        }
-    }
-    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    counts
-}
-
 const INHERITED: &[InheritedKey] = &[InheritedKey {
     detection_key: "max_fanout",
     key: "max_fanout",
@@ -97,30 +74,40 @@ const INHERITED: &[InheritedKey] = &[InheritedKey {
 
 struct Fanout {
     config: FanoutConfig,
+    kids: Vec<u32>,
+    names: StrGroups,
 }
 
 impl Fanout {
-    fn report(&self, trace: &TraceView<'_>, parent: usize, children: &[u32]) -> Option<Finding> {
+    fn report(
+        &mut self,
+        trace: &TraceView<'_>,
+        parent: usize,
+        children: &[u32],
+    ) -> Option<Finding> {
         let spans = trace.spans();
         let p = trace.span(parent)?;
         // Children in a stable order: start, end, then span id.
-        let mut kids: Vec<u32> = children
-            .iter()
-            .copied()
-            .filter(|&c| trace.span(c as usize).is_some())
-            .collect();
-        kids.sort_by_key(|&c| {
-            let s = &spans[c as usize];
-            (s.start_ns, s.end_ns(), s.span_id)
+        let kids = &mut self.kids;
+        kids.clear();
+        kids.extend(
+            children
+                .iter()
+                .copied()
+                .filter(|&c| trace.span(c as usize).is_some()),
+        );
+        sort_stable_by(kids, |&a, &b| {
+            let (a, b) = (&spans[a as usize], &spans[b as usize]);
+            a.start_ns
+                .cmp(&b.start_ns)
+                .then_with(|| a.end_ns().cmp(&b.end_ns()))
+                .then_with(|| a.span_id.cmp(&b.span_id))
         });
+        let kids = &self.kids;
         let count = kids.len();
-        let mut names: Vec<&str> = kids
-            .iter()
-            .map(|&c| template_or_name(&spans[c as usize]))
-            .collect();
-        let counts = tally(&mut names);
-        let (top, top_count) = counts.first().copied().unwrap_or(("", 0));
-        let distinct = count_u32(counts.len());
+        let (distinct, top) = self.names.top(spans, kids, 1);
+        let (top, top_count) = top.first().copied().unwrap_or(("", 0));
+        let distinct = count_u32(distinct);
 
         let severity = if above(
             count,
@@ -133,7 +120,7 @@ impl Fanout {
         };
         let template = template_or_name(p);
         let endpoint = endpoint_of(trace, parent);
-        let (first_ns, last_ns, total) = timing(spans, &kids);
+        let (first_ns, last_ns, total) = timing(spans, kids);
         let mut cited = Vec::with_capacity(count.min(MAX_EVIDENCE));
         cited.push(parent as u32);
         cited.extend(kids.iter().copied().take(MAX_EVIDENCE - 1));
@@ -219,6 +206,8 @@ impl DetectorFactory for ExcessiveFanout {
     fn build(&self, config: &toml::Table) -> Result<Box<dyn Detector>, BuildError> {
         Ok(Box::new(Fanout {
             config: parse_config(config)?,
+            kids: Vec::new(),
+            names: StrGroups::default(),
         }))
     }
 }

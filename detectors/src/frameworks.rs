@@ -108,12 +108,11 @@ fn framework_in(text: &str) -> Option<Framework> {
     // parts (`opentelemetry-instrumentation-sequelize`).
     let is_sep = |c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_');
     for segment in text.split(is_sep).filter(|s| !s.is_empty()) {
-        let whole = word_of(segment.chars().filter(|c| *c != '-' && *c != '_'));
-        if let Some(fw) = lookup(&whole) {
+        if let Some(fw) = lookup_word(segment.as_bytes()) {
             return Some(fw);
         }
         for part in segment.split(['-', '_']) {
-            if let Some(fw) = lookup(&word_of(part.chars())) {
+            if let Some(fw) = lookup_word(part.as_bytes()) {
                 return Some(fw);
             }
         }
@@ -121,17 +120,28 @@ fn framework_in(text: &str) -> Option<Framework> {
     None
 }
 
-/// Lowercases and drops trailing version digits (`hibernate6` -> `hibernate`).
-fn word_of(chars: impl Iterator<Item = char>) -> String {
-    let mut w: String = chars.map(|c| c.to_ascii_lowercase()).collect();
-    while w.ends_with(|c: char| c.is_ascii_digit()) {
-        w.pop();
-    }
-    w
-}
-
-fn lookup(word: &str) -> Option<Framework> {
-    WORDS.iter().find(|(w, _)| *w == word).map(|(_, fw)| *fw)
+/// Looks up the word made of `segment` (ASCII letters, digits, `-`, `_`)
+/// without its `-` and `_`, lowercased, trailing version digits dropped
+/// (`Hibernate-6` -> `hibernate`), without building it.
+fn lookup_word(segment: &[u8]) -> Option<Framework> {
+    let skip = |c: &u8| *c == b'-' || *c == b'_';
+    // The word ends at the last letter (or other non-digit) kept.
+    let end = segment
+        .iter()
+        .rposition(|c| !skip(c) && !c.is_ascii_digit())
+        .map_or(0, |p| p + 1);
+    let letters = segment[..end].iter().filter(|c| !skip(c));
+    let len = letters.clone().count();
+    WORDS
+        .iter()
+        .find(|(w, _)| {
+            w.len() == len
+                && letters
+                    .clone()
+                    .zip(w.bytes())
+                    .all(|(c, w)| c.to_ascii_lowercase() == w)
+        })
+        .map(|(_, fw)| *fw)
 }
 
 const GENERIC_SQL: &str = "Load these rows in one query (WHERE ... IN (...) or a JOIN), or eager-load the association, instead of querying once per item.";

@@ -33,7 +33,7 @@ use detector_api::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::common::{MAX_EVIDENCE, code_of, endpoint_of, is_outbound, timing};
+use crate::common::{MAX_EVIDENCE, code_of, endpoint_is, endpoint_of, is_outbound, timing};
 use crate::n_plus_one::{
     Match, NPlusOneConfig, SanitizerMode, Scanner, check_min_occurrences, check_window,
 };
@@ -159,7 +159,7 @@ impl Waste {
 struct IoWaste {
     config: IoWasteConfig,
     scanners: Vec<Scanner>,
-    repeats: Repeats,
+    repeats: [Repeats; 2],
     matches: Vec<Match>,
 }
 
@@ -178,32 +178,58 @@ impl IoWaste {
         Self {
             config,
             scanners,
-            repeats: Repeats::default(),
+            repeats: Default::default(),
             matches: Vec::new(),
         }
     }
 
-    /// Avoidable operations by (service, kind, template).
-    fn wastes<'t>(&mut self, trace: &TraceView<'t>) -> BTreeMap<(&'t str, IoKind, &'t str), Waste> {
+    /// Runs the N+1 scans and the repeat scans of the trace; false when
+    /// they found nothing (no waste).
+    fn scan(&mut self, trace: &TraceView<'_>) -> bool {
+        self.matches.clear();
+        let mut found = false;
+        for scanner in &mut self.scanners {
+            scanner.scan(trace, &mut self.matches);
+        }
+        found |= !self.matches.is_empty();
+        for (kind, repeats) in [IoKind::Sql, IoKind::Http]
+            .into_iter()
+            .zip(&mut self.repeats)
+        {
+            // Repeats are among the N+1 candidates of their kind: when those
+            // hold no (service, template) twice, there is none.
+            let possible = self
+                .scanners
+                .iter()
+                .find(|sc| sc.kind() == kind)
+                .is_none_or(Scanner::saw_repeats);
+            if possible {
+                repeats.scan(trace, kind, 2);
+            } else {
+                repeats.clear();
+            }
+            found |= !repeats.is_empty();
+        }
+        found
+    }
+
+    /// Avoidable operations by (service, kind, template), from the last
+    /// [`IoWaste::scan`].
+    fn wastes<'t>(&self, trace: &TraceView<'t>) -> BTreeMap<(&'t str, IoKind, &'t str), Waste> {
         let spans = trace.spans();
         let mut wastes: BTreeMap<(&str, IoKind, &str), Waste> = BTreeMap::new();
         let key = |i: u32| {
             let s = &spans[i as usize];
             (s.service.as_str(), s.kind, s.template.as_str())
         };
-        self.matches.clear();
-        for scanner in &mut self.scanners {
-            scanner.scan(trace, &mut self.matches);
-        }
         for m in &self.matches {
             let w = wastes.entry(key(m.indices[0])).or_default();
             w.n_plus_one += (m.indices.len() as u32).saturating_sub(1);
             w.endpoint = Some(endpoint_of(trace, m.indices[0] as usize));
             w.calls.extend_from_slice(&m.indices);
         }
-        for kind in [IoKind::Sql, IoKind::Http] {
-            self.repeats.scan(trace, kind, 2);
-            for group in self.repeats.groups() {
+        for repeats in &self.repeats {
+            for group in repeats.groups() {
                 let w = wastes.entry(key(group[0])).or_default();
                 w.redundant += (group.len() as u32).saturating_sub(1);
                 if w.endpoint.is_none() {
@@ -219,16 +245,29 @@ impl IoWaste {
     /// it (at least 1: a trace with no inbound span is one invocation).
     fn intensity(trace: &TraceView<'_>, endpoint: &str) -> (u64, u64) {
         let spans = trace.spans();
-        let invocations = spans
-            .iter()
-            .filter(|s| s.endpoint().is_some_and(|e| e == endpoint))
-            .count() as u64;
+        let invocations = spans.iter().filter(|s| endpoint_is(s, endpoint)).count() as u64;
+        // The endpoint of an outbound call is that of the nearest inbound
+        // span above it, so calls under one parent share it: remember the
+        // answer for the last parent.
+        let mut last: Option<(u32, bool)> = None;
+        let mut under = |i: usize| {
+            let parent = spans[i].parent;
+            if let Some((p, yes)) = last
+                && p == parent
+            {
+                return yes;
+            }
+            let yes = match trace.source_endpoint(i) {
+                Some((_, s)) => endpoint_is(s, endpoint),
+                None => endpoint.is_empty(),
+            };
+            last = Some((parent, yes));
+            yes
+        };
         let ops = IO_KINDS
             .iter()
             .flat_map(|&k| trace.of_kind(k))
-            .filter(|&&i| {
-                is_outbound(&spans[i as usize]) && endpoint_of(trace, i as usize) == endpoint
-            })
+            .filter(|&&i| is_outbound(&spans[i as usize]) && under(i as usize))
             .count() as u64;
         (ops, invocations.max(1))
     }
@@ -245,6 +284,11 @@ impl Detector for IoWaste {
         out: &mut RVec<Finding>,
     ) -> Result<(), DetectorError> {
         let spans = trace.spans();
+        // Waste is among outbound I/O calls: none found means no finding,
+        // whatever the total.
+        if !self.scan(trace) {
+            return Ok(());
+        }
         let total = IO_KINDS
             .iter()
             .flat_map(|&k| trace.of_kind(k))
@@ -292,7 +336,11 @@ impl Detector for IoWaste {
             .filter(|w| w.avoidable() > 0)
             .flat_map(|w| w.calls.iter().copied())
             .collect();
-        calls.sort_unstable_by_key(|&i| (spans[i as usize].start_ns, i));
+        // Never arrival order: same trace, same evidence, whatever the order.
+        calls.sort_unstable_by_key(|&i| {
+            let s = &spans[i as usize];
+            (s.start_ns, s.end_ns(), s.span_id, i)
+        });
         calls.dedup();
         let wasteful = wastes.values().filter(|w| w.avoidable() > 0).count() as u32;
 

@@ -5,12 +5,14 @@
 
 use detector_api::{
     BuildError, Detector, DetectorConfig, DetectorError, DetectorFactory, Finding, InheritedKey,
-    IoKind, RVec, Severity, SpanId, TraceView, defaults_table, parse_config, register_builtin,
+    IoKind, RVec, Severity, SpanView, TraceView, defaults_table, parse_config, register_builtin,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::common::{MAX_EVIDENCE, code_of, endpoint_of, is_outbound, timing};
-use crate::fanout::{count_u32, tally, template_or_name};
+use crate::common::{
+    MAX_EVIDENCE, StrGroups, code_of, endpoint_of, is_outbound, sort_stable_by, timing,
+};
+use crate::fanout::count_u32;
 
 /// Configuration of `pool_saturation`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -51,31 +53,27 @@ const INHERITED: &[InheritedKey] = &[InheritedKey {
     key: "concurrent_threshold",
 }];
 
-/// One sweep event. At the same instant ends sort before starts, so a call
-/// starting exactly when another ends does not overlap it: a span is open
-/// over the half-open interval `[start, end)`.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Event {
-    at_ns: u64,
-    is_start: bool,
-    span_id: SpanId,
-    index: u32,
-}
-
-/// The peak of a sweep: how many spans were open, and the first instant
-/// that many were.
-fn peak(events: &mut [Event]) -> (usize, u64) {
-    events.sort_unstable();
+/// The peak of a sweep over the spans `group` (ordered by start): how many
+/// were open at once, and the first instant that many were. A span is open
+/// over the half-open interval `[start, end)`: at one instant, ends come
+/// before starts, so a call starting exactly when another ends does not
+/// overlap it. `ends` is scratch.
+fn peak(spans: &[SpanView<'_>], group: &[u32], ends: &mut Vec<u64>) -> (usize, u64) {
+    ends.clear();
+    ends.extend(group.iter().map(|&i| spans[i as usize].end_ns()));
+    ends.sort_unstable();
     let (mut open, mut best, mut at) = (0usize, 0usize, 0u64);
-    for e in events.iter() {
-        if e.is_start {
-            open += 1;
-            if open > best {
-                best = open;
-                at = e.at_ns;
-            }
-        } else {
+    let mut next_end = 0;
+    for &i in group {
+        let start = spans[i as usize].start_ns;
+        while next_end < ends.len() && ends[next_end] <= start {
             open = open.saturating_sub(1);
+            next_end += 1;
+        }
+        open += 1;
+        if open > best {
+            best = open;
+            at = start;
         }
     }
     (best, at)
@@ -83,12 +81,14 @@ fn peak(events: &mut [Event]) -> (usize, u64) {
 
 struct Pool {
     config: PoolConfig,
-    events: Vec<Event>,
+    calls: Vec<u32>,
+    ends: Vec<u64>,
+    names: StrGroups,
 }
 
 impl Pool {
     fn report(
-        &self,
+        &mut self,
         trace: &TraceView<'_>,
         group: &[u32],
         peak_count: usize,
@@ -124,12 +124,8 @@ impl Pool {
         } else {
             systems.join("+")
         };
-        let mut statements: Vec<&str> = open
-            .iter()
-            .map(|&i| template_or_name(&spans[i as usize]))
-            .collect();
-        let counts = tally(&mut statements);
-        let (top, top_count) = counts.first().copied().unwrap_or(("", 0));
+        let (distinct, top) = self.names.top(spans, &open, 1);
+        let (top, top_count) = top.first().copied().unwrap_or(("", 0));
 
         let critical = peak_count as f64
             >= f64::from(self.config.concurrent_threshold) * self.config.critical_multiplier;
@@ -153,7 +149,7 @@ impl Pool {
                 .template(&template)
                 .service(service)
                 .endpoint(&endpoint)
-                .occurrences(count_u32(peak_count), count_u32(counts.len()))
+                .occurrences(count_u32(peak_count), count_u32(distinct))
                 .avoidable_io(0)
                 .timing(first_ns, last_ns, total)
                 .evidence(
@@ -181,54 +177,58 @@ impl Detector for Pool {
         let threshold = self.config.concurrent_threshold as usize;
         // Outbound SQL calls with a duration: a zero-length call holds no
         // connection over any interval.
-        let mut calls: Vec<u32> = trace
-            .of_kind(IoKind::Sql)
-            .iter()
-            .copied()
-            .filter(|&i| {
-                trace
-                    .span(i as usize)
-                    .is_some_and(|s| is_outbound(s) && s.end_ns() > s.start_ns)
-            })
-            .collect();
-        if calls.len() < threshold {
-            return Ok(());
-        }
-        calls.sort_by_key(|&i| {
-            let s = &spans[i as usize];
-            (s.service.as_str(), s.start_ns, s.span_id)
-        });
-        // Services come out in name order, so the findings are sorted.
-        for group in calls.chunk_by(|&a, &b| {
-            spans[a as usize].service.as_str() == spans[b as usize].service.as_str()
-        }) {
-            if group.len() < threshold {
-                continue;
-            }
-            self.events.clear();
-            for &i in group {
-                let s = &spans[i as usize];
-                self.events.push(Event {
-                    at_ns: s.start_ns,
-                    is_start: true,
-                    span_id: s.span_id,
-                    index: i,
-                });
-                self.events.push(Event {
-                    at_ns: s.end_ns(),
-                    is_start: false,
-                    span_id: s.span_id,
-                    index: i,
-                });
-            }
-            let (peak_count, peak_at) = peak(&mut self.events);
-            if peak_count >= threshold
-                && let Some(f) = self.report(trace, group, peak_count, peak_at)
-            {
-                out.push(f);
+        let mut calls = std::mem::take(&mut self.calls);
+        calls.clear();
+        calls.extend(trace.of_kind(IoKind::Sql).iter().copied().filter(|&i| {
+            trace
+                .span(i as usize)
+                .is_some_and(|s| is_outbound(s) && s.end_ns() > s.start_ns)
+        }));
+        if calls.len() >= threshold {
+            sort_by_service_then_start(spans, &mut calls);
+            // Services come out in name order, so the findings are sorted.
+            for group in calls.chunk_by(|&a, &b| {
+                spans[a as usize].service.as_str() == spans[b as usize].service.as_str()
+            }) {
+                if group.len() < threshold {
+                    continue;
+                }
+                let (peak_count, peak_at) = peak(spans, group, &mut self.ends);
+                if peak_count >= threshold
+                    && let Some(f) = self.report(trace, group, peak_count, peak_at)
+                {
+                    out.push(f);
+                }
             }
         }
+        self.calls = calls;
         Ok(())
+    }
+}
+
+/// Sorts `calls` by service, start and span id (stable), comparing the
+/// services only when they differ.
+fn sort_by_service_then_start(spans: &[SpanView<'_>], calls: &mut [u32]) {
+    let time = |a: &SpanView<'_>, b: &SpanView<'_>| {
+        a.start_ns
+            .cmp(&b.start_ns)
+            .then_with(|| a.span_id.cmp(&b.span_id))
+    };
+    let service = |i: &u32| spans[*i as usize].service.as_str();
+    let one_service = calls.first().is_none_or(|f| {
+        let f = service(f);
+        calls.iter().all(|i| service(i) == f)
+    });
+    if one_service {
+        sort_stable_by(calls, |&a, &b| time(&spans[a as usize], &spans[b as usize]));
+    } else {
+        sort_stable_by(calls, |&a, &b| {
+            let (x, y) = (&spans[a as usize], &spans[b as usize]);
+            x.service
+                .as_str()
+                .cmp(y.service.as_str())
+                .then_with(|| time(x, y))
+        });
     }
 }
 
@@ -251,7 +251,9 @@ impl DetectorFactory for PoolSaturation {
     fn build(&self, config: &toml::Table) -> Result<Box<dyn Detector>, BuildError> {
         Ok(Box::new(Pool {
             config: parse_config(config)?,
-            events: Vec::new(),
+            calls: Vec::new(),
+            ends: Vec::new(),
+            names: StrGroups::default(),
         }))
     }
 }

@@ -25,7 +25,7 @@ use detector_api::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::common::{MAX_EVIDENCE, code_of, endpoint_of, is_outbound, timing};
+use crate::common::{Buckets, MAX_EVIDENCE, code_of, endpoint_of, is_outbound, push_runs, timing};
 use crate::n_plus_one::{
     Match, NPlusOneConfig, Scanner, check_min_occurrences, check_window, params_unknown,
 };
@@ -118,13 +118,36 @@ fn eligible(s: &SpanView<'_>) -> bool {
 #[derive(Default)]
 pub(crate) struct Repeats {
     calls: Vec<u32>,
+    buckets: Buckets,
+    copy: Vec<u32>,
     groups: Vec<Range<usize>>,
+}
+
+/// What makes two calls identical, compared in this order.
+fn identity<'a>(s: &SpanView<'a>) -> (&'a str, &'a str, u32, u64) {
+    (
+        s.service.as_str(),
+        s.template.as_str(),
+        s.param_count,
+        s.params_hash,
+    )
+}
+
+/// One integer standing for [`identity`] but the service: equal
+/// identities, equal keys.
+fn identity_hash(s: &SpanView<'_>) -> u64 {
+    let k = s.template_hash.rotate_left(29) ^ s.params_hash;
+    (k ^ u64::from(s.param_count))
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .rotate_left(31)
+        ^ k
 }
 
 impl Repeats {
     /// Finds the groups of at least `min` identical calls of `kind`.
     pub(crate) fn scan(&mut self, trace: &TraceView<'_>, kind: IoKind, min: u32) {
         let spans = trace.spans();
+        let min = (min as usize).max(1);
         self.calls.clear();
         self.groups.clear();
         self.calls.extend(
@@ -134,26 +157,63 @@ impl Repeats {
                 .copied()
                 .filter(|&i| eligible(&spans[i as usize])),
         );
-        let key = |i: &u32| {
-            let s = &spans[*i as usize];
-            (
-                s.service.as_str(),
-                s.template.as_str(),
-                s.param_count,
-                s.params_hash,
-            )
-        };
-        // Stable: start order survives inside a group.
-        self.calls.sort_by(|a, b| key(a).cmp(&key(b)));
-        let mut start = 0;
-        for i in 1..=self.calls.len() {
-            if i == self.calls.len() || key(&self.calls[i]) != key(&self.calls[start]) {
-                if i - start >= min as usize {
-                    self.groups.push(start..i);
-                }
-                start = i;
+        let n = self.calls.len();
+        if n < min {
+            return;
+        }
+        // Bucket by an integer key (start order kept within a bucket), then
+        // confirm each bucket on the identity itself.
+        let calls = &self.calls;
+        let largest = self
+            .buckets
+            .assign(n, |pos| identity_hash(&spans[calls[pos] as usize]));
+        if largest < min {
+            return;
+        }
+        self.buckets.arrange();
+        self.copy.clear();
+        self.copy.extend_from_slice(&self.calls);
+        for (slot, &pos) in self.calls.iter_mut().zip(&self.buckets.order) {
+            *slot = self.copy[pos as usize];
+        }
+        for r in &self.buckets.runs {
+            let (a, b) = (r.start, r.end);
+            if b - a < min {
+                continue;
+            }
+            let run = &mut self.calls[a..b];
+            let head = identity(&spans[run[0] as usize]);
+            if run[1..]
+                .iter()
+                .all(|&i| identity(&spans[i as usize]) == head)
+            {
+                self.groups.push(a..b);
+            } else {
+                // Stable: start order survives inside a group.
+                run.sort_by(|x, y| {
+                    identity(&spans[*x as usize]).cmp(&identity(&spans[*y as usize]))
+                });
+                push_runs(&mut self.groups, a, run, min, |x, y| {
+                    identity(&spans[x as usize]) == identity(&spans[y as usize])
+                });
             }
         }
+        let calls = &self.calls;
+        self.groups.sort_unstable_by(|x, y| {
+            identity(&spans[calls[x.start] as usize])
+                .cmp(&identity(&spans[calls[y.start] as usize]))
+        });
+    }
+
+    /// Forgets the last scan.
+    pub(crate) fn clear(&mut self) {
+        self.calls.clear();
+        self.groups.clear();
+    }
+
+    /// True when the last scan found no group.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.groups.is_empty()
     }
 
     /// Each group's calls, in start order.
@@ -252,7 +312,7 @@ impl Detector for Redundant {
     ) -> Result<(), DetectorError> {
         self.repeats
             .scan(trace, self.flavour.kind, self.config.min_occurrences);
-        if self.repeats.groups.is_empty() {
+        if self.repeats.is_empty() {
             return Ok(());
         }
         let spans = trace.spans();

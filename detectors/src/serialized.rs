@@ -15,16 +15,17 @@
 //! The longest run of each parent, when it holds at least `min_sequential`
 //! calls, is reported.
 
-use std::collections::HashMap;
-
 use detector_api::{
     BuildError, Detector, DetectorConfig, DetectorError, DetectorFactory, Finding, InheritedKey,
     IoKind, RVec, Severity, SpanView, TraceView, defaults_table, parse_config, register_builtin,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::common::{MAX_EVIDENCE, code_of, endpoint_of, is_outbound, timing};
-use crate::fanout::{count_u32, template_or_name};
+use crate::common::{
+    MAX_EVIDENCE, StrGroups, code_of, endpoint_of, is_outbound, sort_stable_by, template_or_name,
+    timing,
+};
+use crate::fanout::count_u32;
 
 const NS_PER_MS: u64 = 1_000_000;
 
@@ -97,22 +98,32 @@ fn ms_text(ns: u64) -> String {
     format!("{}.{:03}", us / 1_000, us % 1_000)
 }
 
+const NONE: u32 = u32::MAX;
+
 struct Serialized {
     config: SerializedConfig,
+    calls: Vec<u32>,
+    names: StrGroups,
+    /// For each call, the position of the previous call with its template.
+    prev: Vec<u32>,
+    /// For each template, the position of its latest call.
+    last: Vec<u32>,
 }
 
 impl Serialized {
     /// The longest run among `calls` (sorted by start), as a range of
-    /// positions. `last_seen` maps a template to `(generation, position)`;
-    /// entries of another generation (another parent) are stale, so the map
-    /// never needs clearing.
-    fn longest_run<'a>(
-        &self,
-        spans: &'a [SpanView<'a>],
-        calls: &[u32],
-        last_seen: &mut HashMap<&'a str, (usize, usize)>,
-        generation: usize,
-    ) -> (usize, usize) {
+    /// positions.
+    fn longest_run(&mut self, spans: &[SpanView<'_>], calls: &[u32]) -> (usize, usize) {
+        // The previous call of each template.
+        self.names.build_spans(spans, calls);
+        self.prev.clear();
+        self.last.clear();
+        self.last.resize(self.names.first.len(), NONE);
+        for (pos, &id) in self.names.ids.iter().enumerate() {
+            let last = &mut self.last[id as usize];
+            self.prev.push(*last);
+            *last = pos as u32;
+        }
         let max_gap = self.config.max_gap_ms.saturating_mul(NS_PER_MS);
         let (mut left, mut best) = (0usize, (0usize, 0usize));
         for right in 0..calls.len() {
@@ -125,14 +136,10 @@ impl Serialized {
                     left = right;
                 }
             }
-            let template = template_or_name(s);
-            if let Some(&(g, pos)) = last_seen.get(template)
-                && g == generation
-                && pos >= left
-            {
-                left = pos + 1;
+            let same = self.prev[right];
+            if same != NONE && same as usize >= left {
+                left = same as usize + 1;
             }
-            last_seen.insert(template, (generation, right));
             if right + 1 - left > best.1 - best.0 {
                 best = (left, right + 1);
             }
@@ -206,8 +213,7 @@ impl Detector for Serialized {
     ) -> Result<(), DetectorError> {
         let spans = trace.spans();
         let min = self.config.min_sequential as usize;
-        let mut last_seen: HashMap<&str, (usize, usize)> = HashMap::new();
-        let mut calls: Vec<u32> = Vec::new();
+        let mut calls = std::mem::take(&mut self.calls);
         let mut found = Vec::new();
         for parent in 0..trace.len() {
             let children = trace.children_of(parent);
@@ -226,17 +232,22 @@ impl Detector for Serialized {
             }
             // Start order, with a content tie-break so the arrival order of
             // spans never changes the result.
-            calls.sort_by_key(|&i| {
-                let s = &spans[i as usize];
-                (s.start_ns, s.end_ns(), template_or_name(s), s.span_id)
+            sort_stable_by(&mut calls, |&a, &b| {
+                let (a, b) = (&spans[a as usize], &spans[b as usize]);
+                a.start_ns
+                    .cmp(&b.start_ns)
+                    .then_with(|| a.end_ns().cmp(&b.end_ns()))
+                    .then_with(|| template_or_name(a).cmp(template_or_name(b)))
+                    .then_with(|| a.span_id.cmp(&b.span_id))
             });
-            let (a, b) = self.longest_run(spans, &calls, &mut last_seen, parent);
+            let (a, b) = self.longest_run(spans, &calls);
             if b - a >= min
                 && let Some(f) = self.report(trace, parent, &calls[a..b])
             {
                 found.push(f);
             }
         }
+        self.calls = calls;
         found.sort_by(|x, y| {
             (x.service.as_str(), x.first_ns, x.evidence.first()).cmp(&(
                 y.service.as_str(),
@@ -268,6 +279,10 @@ impl DetectorFactory for SerializedCalls {
     fn build(&self, config: &toml::Table) -> Result<Box<dyn Detector>, BuildError> {
         Ok(Box::new(Serialized {
             config: parse_config(config)?,
+            calls: Vec::new(),
+            names: StrGroups::default(),
+            prev: Vec::new(),
+            last: Vec::new(),
         }))
     }
 }

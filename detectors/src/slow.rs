@@ -9,17 +9,17 @@
 //! reports the percentiles. Every bound on the recorded samples is a config key
 //! or a constant below, so memory stays bounded whatever the input.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use detector_api::{
-    BuildError, Detector, DetectorConfig, DetectorError, DetectorFactory, Finding, InheritedKey,
-    IoKind, OwnedCodeLocation, RVec, Severity, SpanId, SpanKind, SpanView, TraceId, TraceView,
-    defaults_table, parse_config, register_builtin,
+    BuildError, CodeLocation, Detector, DetectorConfig, DetectorError, DetectorFactory, Finding,
+    InheritedKey, IoKind, OwnedCodeLocation, RVec, Severity, SpanId, SpanKind, SpanView, TraceId,
+    TraceView, defaults_table, parse_config, register_builtin,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    MAX_EVIDENCE, code_of, endpoint_of, group_by_service_template, is_outbound, timing,
+    Grouper, MAX_EVIDENCE, SeededState, code_of, endpoint_of, is_outbound, timing,
 };
 
 /// Longest service name or template, in bytes, kept as a cross-trace key;
@@ -171,6 +171,14 @@ fn ms(ns: u64) -> String {
     format!("{whole}.{}", frac.trim_end_matches('0'))
 }
 
+/// `code` and `owned` name the same location.
+fn same_code(code: &CodeLocation<'_>, owned: &OwnedCodeLocation) -> bool {
+    code.lineno == owned.lineno
+        && code.function.as_str() == owned.function.as_str()
+        && code.filepath.as_str() == owned.filepath.as_str()
+        && code.namespace.as_str() == owned.namespace.as_str()
+}
+
 /// Longest prefix of `s` of at most `max` bytes that ends on a char boundary.
 fn cap(s: &str, max: usize) -> &str {
     if s.len() <= max {
@@ -188,8 +196,19 @@ struct Flavour {
     kind: IoKind,
     finding_kind: &'static str,
     noun: &'static str,
-    eligible: fn(&SpanView<'_>) -> bool,
+    /// Message sends (producer or client spans) rather than outbound calls.
+    sends: bool,
     suggestion: &'static str,
+}
+
+impl Flavour {
+    fn eligible(&self, s: &SpanView<'_>) -> bool {
+        if self.sends {
+            message_send(s)
+        } else {
+            outbound_call(s)
+        }
+    }
 }
 
 fn outbound_call(s: &SpanView<'_>) -> bool {
@@ -204,7 +223,7 @@ const SQL: Flavour = Flavour {
     kind: IoKind::Sql,
     finding_kind: "slow_sql",
     noun: "queries",
-    eligible: outbound_call,
+    sends: false,
     suggestion: "Read the query plan (EXPLAIN ANALYZE): add the index the filter or join needs, avoid full scans, and paginate or narrow queries that read many rows.",
 };
 
@@ -212,7 +231,7 @@ const HTTP: Flavour = Flavour {
     kind: IoKind::Http,
     finding_kind: "slow_http",
     noun: "calls",
-    eligible: outbound_call,
+    sends: false,
     suggestion: "Set a timeout below the caller's latency budget, cache responses that can be reused, and move calls the response does not need off the request path (asynchronous or in parallel); then find out why the remote side is slow.",
 };
 
@@ -220,7 +239,7 @@ const MESSAGING: Flavour = Flavour {
     kind: IoKind::Messaging,
     finding_kind: "slow_messaging",
     noun: "sends",
-    eligible: message_send,
+    sends: true,
     suggestion: "Check the broker's health (disk, partition leaders, replication acknowledgements) and consumer lag, and tune producer batching, acks and buffer sizes; send asynchronously when the request does not need the acknowledgement.",
 };
 
@@ -244,8 +263,8 @@ struct Series {
     endpoints: Vec<String>,
     /// The code location of the latest slow calls that named one.
     code: OwnedCodeLocation,
-    /// Recency sequence number; key in [`Store::recency`].
-    last_seen: u64,
+    /// Its node in [`Store::recency`].
+    node: u32,
     /// Samples arrived since this template was last reported.
     new_since_report: bool,
     /// Samples arrived or left since this template was last evaluated.
@@ -253,12 +272,12 @@ struct Series {
 }
 
 impl Series {
-    fn new(seq: u64) -> Self {
+    fn new(node: u32) -> Self {
         Self {
             samples: VecDeque::new(),
             endpoints: Vec::new(),
             code: OwnedCodeLocation::default(),
-            last_seen: seq,
+            node,
             new_since_report: false,
             changed_since_eval: false,
         }
@@ -299,58 +318,251 @@ impl Series {
     }
 }
 
+/// A map keyed by text that lives across traces (fast, randomly seeded hash).
+type TextMap<V> = HashMap<String, V, SeededState>;
+
+const NIL: u32 = u32::MAX;
+
+/// One tracked (service, template) in recency order.
+#[derive(Debug)]
+struct Node {
+    prev: u32,
+    next: u32,
+    /// The trace (see [`Recency::batch`]) that last saw it.
+    batch: u64,
+    /// Whether the nodes of its batch are in (service, template) order.
+    ordered: bool,
+    service: String,
+    template: String,
+}
+
+/// The tracked (service, template) pairs from the least to the most recently
+/// seen: a doubly linked list in a slab, so that marking one as seen,
+/// adding, evicting the oldest and removing one are all O(1).
+///
+/// The pairs one trace sees count as seen in (service, template) order. A
+/// trace may mark them in another order (then its batch of nodes is not
+/// `ordered`): the batch is sorted when eviction first reaches it. The
+/// nodes of a batch stay contiguous, since marking a node moves it to the
+/// back.
+#[derive(Debug)]
+struct Recency {
+    nodes: Vec<Node>,
+    free: Vec<u32>,
+    head: u32,
+    tail: u32,
+    live: usize,
+    /// The current batch (one per trace) and whether it is marked in order.
+    batch: u64,
+    ordered: bool,
+    /// Scratch for sorting a batch.
+    scratch: Vec<u32>,
+}
+
+impl Default for Recency {
+    fn default() -> Self {
+        Self {
+            nodes: Vec::new(),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            live: 0,
+            batch: 0,
+            ordered: true,
+            scratch: Vec::new(),
+        }
+    }
+}
+
+impl Recency {
+    /// How many pairs it orders.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Starts the batch of a new trace, whose pairs are marked in
+    /// (service, template) order when `ordered`.
+    fn next_batch(&mut self, ordered: bool) {
+        self.batch = self.batch.wrapping_add(1);
+        self.ordered = ordered;
+    }
+
+    fn unlink(&mut self, id: u32) {
+        let (prev, next) = {
+            let n = &self.nodes[id as usize];
+            (n.prev, n.next)
+        };
+        match prev {
+            NIL => self.head = next,
+            p => self.nodes[p as usize].next = next,
+        }
+        match next {
+            NIL => self.tail = prev,
+            n => self.nodes[n as usize].prev = prev,
+        }
+    }
+
+    fn link_back(&mut self, id: u32) {
+        let tail = self.tail;
+        {
+            let n = &mut self.nodes[id as usize];
+            n.prev = tail;
+            n.next = NIL;
+        }
+        match tail {
+            NIL => self.head = id,
+            t => self.nodes[t as usize].next = id,
+        }
+        self.tail = id;
+    }
+
+    /// Adds a pair as the most recently seen; returns its node.
+    fn push(&mut self, service: &str, template: &str) -> u32 {
+        let node = Node {
+            prev: NIL,
+            next: NIL,
+            batch: self.batch,
+            ordered: self.ordered,
+            service: service.to_owned(),
+            template: template.to_owned(),
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.nodes[id as usize] = node;
+                id
+            }
+            None => {
+                self.nodes.push(node);
+                u32::try_from(self.nodes.len() - 1).unwrap_or(NIL)
+            }
+        };
+        self.link_back(id);
+        self.live += 1;
+        id
+    }
+
+    /// Marks node `id` as the most recently seen.
+    fn touch(&mut self, id: u32) {
+        if self.tail != id {
+            self.unlink(id);
+            self.link_back(id);
+        }
+        let n = &mut self.nodes[id as usize];
+        n.batch = self.batch;
+        n.ordered = self.ordered;
+    }
+
+    /// The least recently seen node.
+    fn oldest(&mut self) -> Option<u32> {
+        let head = self.head;
+        let first = self.nodes.get(head as usize)?;
+        if !first.ordered {
+            self.order_batch_at_head();
+        }
+        Some(self.head)
+    }
+
+    /// Sorts the batch at the head by (service, template).
+    fn order_batch_at_head(&mut self) {
+        let batch = self.nodes[self.head as usize].batch;
+        let mut ids = std::mem::take(&mut self.scratch);
+        ids.clear();
+        let mut at = self.head;
+        while at != NIL && self.nodes[at as usize].batch == batch {
+            ids.push(at);
+            at = self.nodes[at as usize].next;
+        }
+        let nodes = &self.nodes;
+        ids.sort_by(|&a, &b| {
+            let (a, b) = (&nodes[a as usize], &nodes[b as usize]);
+            (a.service.as_str(), a.template.as_str())
+                .cmp(&(b.service.as_str(), b.template.as_str()))
+        });
+        // Relink the batch in order in front of what follows it.
+        let mut prev = NIL;
+        for &id in &ids {
+            let n = &mut self.nodes[id as usize];
+            n.prev = prev;
+            n.ordered = true;
+            match prev {
+                NIL => self.head = id,
+                p => self.nodes[p as usize].next = id,
+            }
+            prev = id;
+        }
+        if prev != NIL {
+            self.nodes[prev as usize].next = at;
+            match at {
+                NIL => self.tail = prev,
+                a => self.nodes[a as usize].prev = prev,
+            }
+        }
+        self.scratch = ids;
+    }
+
+    /// Removes node `id`; returns its pair.
+    fn remove(&mut self, id: u32) -> (String, String) {
+        self.unlink(id);
+        self.free.push(id);
+        self.live -= 1;
+        let n = &mut self.nodes[id as usize];
+        (
+            std::mem::take(&mut n.service),
+            std::mem::take(&mut n.template),
+        )
+    }
+}
+
 /// Every tracked (service, template), with least-recently-seen eviction.
 #[derive(Debug, Default)]
 struct Store {
-    by_service: HashMap<String, HashMap<String, Series>>,
-    /// `last_seen` -> key, oldest first.
-    recency: BTreeMap<u64, (String, String)>,
+    by_service: TextMap<TextMap<Series>>,
+    recency: Recency,
     len: usize,
-    clock: u64,
 }
 
 impl Store {
-    /// The series of (`service`, `template`), created (after evicting the
-    /// least recently seen ones down to `max_templates - 1`) when new, and
-    /// marked as the most recently seen.
-    fn touch(
+    /// Calls `f` with the series of (`service`, `template`), created (after
+    /// evicting the least recently seen ones down to `max_templates - 1`)
+    /// when new, and marked as the most recently seen.
+    fn with_series(
         &mut self,
         service: &str,
         template: &str,
         max_templates: usize,
-    ) -> Option<&mut Series> {
+        f: impl FnOnce(&mut Series),
+    ) {
         let service = cap(service, MAX_KEY_BYTES);
         let template = cap(template, MAX_KEY_BYTES);
-        self.clock = self.clock.saturating_add(1);
-        let seq = self.clock;
-        let known = self
+        if let Some(series) = self
             .by_service
-            .get(service)
-            .is_some_and(|m| m.contains_key(template));
-        if !known {
-            while self.len >= max_templates.max(1) && self.evict_oldest() {}
-            self.by_service
-                .entry(service.to_owned())
-                .or_default()
-                .insert(template.to_owned(), Series::new(seq));
-            self.recency
-                .insert(seq, (service.to_owned(), template.to_owned()));
-            self.len += 1;
-            return self.by_service.get_mut(service)?.get_mut(template);
+            .get_mut(service)
+            .and_then(|m| m.get_mut(template))
+        {
+            self.recency.touch(series.node);
+            f(series);
+            return;
         }
-        let series = self.by_service.get_mut(service)?.get_mut(template)?;
-        if let Some(key) = self.recency.remove(&series.last_seen) {
-            self.recency.insert(seq, key);
-        }
-        series.last_seen = seq;
-        Some(series)
+        while self.len >= max_templates.max(1) && self.evict_oldest() {}
+        let node = self.recency.push(service, template);
+        let templates = match self.by_service.get_mut(service) {
+            Some(m) => m,
+            None => self.by_service.entry(service.to_owned()).or_default(),
+        };
+        let series = templates
+            .entry(template.to_owned())
+            .or_insert_with(|| Series::new(node));
+        self.len += 1;
+        f(series);
     }
 
     /// Forgets the least recently seen series; false when there is none.
     fn evict_oldest(&mut self) -> bool {
-        let Some((_, (service, template))) = self.recency.pop_first() else {
+        let Some(oldest) = self.recency.oldest() else {
             return false;
         };
+        let (service, template) = self.recency.remove(oldest);
         self.remove(&service, &template);
         true
     }
@@ -403,6 +615,7 @@ struct Slow {
     store: Store,
     // Scratch buffers reused across traces and flushes.
     candidates: Vec<u32>,
+    grouper: Grouper,
     slow: Vec<u32>,
     hashes: Vec<u64>,
     durations: Vec<u64>,
@@ -421,6 +634,7 @@ impl Slow {
             config,
             store: Store::default(),
             candidates: Vec::new(),
+            grouper: Grouper::default(),
             slow: Vec::new(),
             hashes: Vec::new(),
             durations: Vec::new(),
@@ -506,40 +720,42 @@ impl Slow {
             return;
         };
         let limits = self.limits;
-        let Some(series) = self.store.touch(
+        let trace_id = trace.trace_id();
+        let record = |series: &mut Series| {
+            let slow_slot = if slow.is_empty() {
+                NO_ENDPOINT
+            } else {
+                let code = code_of(spans, slow);
+                if !code.is_empty() && !same_code(code, &series.code) {
+                    series.code = code.into();
+                }
+                series.endpoint_slot(endpoint)
+            };
+            // Only the newest `max_samples` calls of the group can stay.
+            let skip = group.len().saturating_sub(limits.max_samples);
+            for &i in group.iter().skip(skip) {
+                let Some(s) = spans.get(i as usize) else {
+                    continue;
+                };
+                let is_slow = s.duration_ns > limits.threshold_ns;
+                series.push(
+                    Sample {
+                        end_ns: s.end_ns(),
+                        duration_ns: s.duration_ns,
+                        trace_id,
+                        span_id: s.span_id,
+                        endpoint: if is_slow { slow_slot } else { NO_ENDPOINT },
+                    },
+                    limits.max_samples,
+                );
+            }
+        };
+        self.store.with_series(
             first.service.as_str(),
             first.template.as_str(),
             limits.max_templates,
-        ) else {
-            return;
-        };
-        let slow_slot = if slow.is_empty() {
-            NO_ENDPOINT
-        } else {
-            let code = code_of(spans, slow);
-            if !code.is_empty() && OwnedCodeLocation::from(code) != series.code {
-                series.code = code.into();
-            }
-            series.endpoint_slot(endpoint)
-        };
-        // Only the newest `max_samples` calls of the group can stay.
-        let skip = group.len().saturating_sub(limits.max_samples);
-        for &i in group.iter().skip(skip) {
-            let Some(s) = spans.get(i as usize) else {
-                continue;
-            };
-            let is_slow = s.duration_ns > limits.threshold_ns;
-            series.push(
-                Sample {
-                    end_ns: s.end_ns(),
-                    duration_ns: s.duration_ns,
-                    trace_id: trace.trace_id(),
-                    span_id: s.span_id,
-                    endpoint: if is_slow { slow_slot } else { NO_ENDPOINT },
-                },
-                limits.max_samples,
-            );
-        }
+            record,
+        );
     }
 
     /// The cross-trace finding of one series, when its p99 is above the
@@ -643,7 +859,7 @@ impl Detector for Slow {
         out: &mut RVec<Finding>,
     ) -> Result<(), DetectorError> {
         let spans = trace.spans();
-        let eligible = self.flavour.eligible;
+        let flavour = self.flavour;
         let mut candidates = std::mem::take(&mut self.candidates);
         let mut slow = std::mem::take(&mut self.slow);
         candidates.clear();
@@ -652,11 +868,30 @@ impl Detector for Slow {
                 .of_kind(self.flavour.kind)
                 .iter()
                 .copied()
-                .filter(|&i| spans.get(i as usize).is_some_and(eligible)),
+                .filter(|&i| spans.get(i as usize).is_some_and(|s| flavour.eligible(s))),
         );
         let threshold_ns = self.limits.threshold_ns;
-        for range in group_by_service_template(spans, &mut candidates) {
-            let Some(group) = candidates.get(range) else {
+        let mut grouper = std::mem::take(&mut self.grouper);
+        grouper.group_unordered(spans, &mut candidates, 1);
+        // The groups are recorded in (service, template) order, which the
+        // recency order shows when a template is evicted during this trace
+        // and two capped keys may share a series. Otherwise any order does:
+        // the recency batch is ordered when eviction reaches it, and the
+        // findings are sorted below.
+        let may_evict =
+            self.store.len.saturating_add(grouper.groups.len()) > self.limits.max_templates;
+        let ordered = may_evict
+            || candidates.iter().any(|&i| {
+                let s = &spans[i as usize];
+                s.template.len() > MAX_KEY_BYTES - 4 || s.service.len() > MAX_KEY_BYTES - 4
+            });
+        if ordered {
+            grouper.order_groups(spans, &candidates);
+        }
+        self.store.recency.next_batch(ordered);
+        let from = out.len();
+        for range in &grouper.groups {
+            let Some(group) = candidates.get(range.clone()) else {
                 continue;
             };
             slow.clear();
@@ -675,6 +910,13 @@ impl Detector for Slow {
             }
             self.record(trace, group, &slow, &endpoint);
         }
+        if !ordered && let Some(found) = out.get_mut(from..) {
+            found.sort_by(|a, b| {
+                (a.service.as_str(), a.template.as_str())
+                    .cmp(&(b.service.as_str(), b.template.as_str()))
+            });
+        }
+        self.grouper = grouper;
         self.candidates = candidates;
         self.slow = slow;
         Ok(())
@@ -684,12 +926,12 @@ impl Detector for Slow {
         let cutoff = now_ns.saturating_sub(self.limits.window_ns);
         let start = out.len();
         let mut store = std::mem::take(&mut self.store);
-        let mut emptied: Vec<(String, String, u64)> = Vec::new();
+        let mut emptied: Vec<u32> = Vec::new();
         for (service, templates) in &mut store.by_service {
             for (template, series) in templates.iter_mut() {
                 series.prune(cutoff);
                 if series.samples.is_empty() {
-                    emptied.push((service.clone(), template.clone(), series.last_seen));
+                    emptied.push(series.node);
                     continue;
                 }
                 if !(series.new_since_report && series.changed_since_eval) {
@@ -702,8 +944,8 @@ impl Detector for Slow {
                 }
             }
         }
-        for (service, template, seq) in emptied {
-            store.recency.remove(&seq);
+        for node in emptied {
+            let (service, template) = store.recency.remove(node);
             store.remove(&service, &template);
         }
         self.store = store;

@@ -3,12 +3,10 @@
 //! parent module's documentation). Shared with `redundant_*` and `io_waste`
 //! through [`Scanner`], so that every detector agrees on what an N+1 is.
 
-use std::collections::HashMap;
-
 use detector_api::{IoKind, SpanKind, SpanView, TraceView};
 
 use super::{Flavour, HTTP, MESSAGING, NPlusOneConfig, SQL, SanitizerMode};
-use crate::common::{group_by_service_template, is_outbound};
+use crate::common::{Grouper, IdTable, is_outbound};
 use crate::frameworks::{Framework, framework_of};
 
 impl Flavour {
@@ -28,29 +26,48 @@ impl Flavour {
 /// span left the process. A template with no placeholder and no parameter
 /// is a call that takes no parameters.
 pub(crate) fn params_unknown(s: &SpanView<'_>) -> bool {
-    s.param_count == 0
-        && match s.kind {
-            IoKind::Sql => has_sql_placeholder(s.template.as_str()),
-            _ => s.template.as_str().contains('{'),
+    match s.kind {
+        IoKind::Sql => {
+            let (agent, question_marks) = sql_placeholders(s.template.as_str());
+            // Our normalizer only ever writes `?`, one per literal (or per
+            // collapsed IN list): more `?` than extracted parameters, or any
+            // other placeholder style, means the agent hid some of them.
+            agent || question_marks > s.param_count as usize
         }
+        _ => s.param_count == 0 && s.template.as_str().contains('{'),
+    }
 }
 
-fn has_sql_placeholder(t: &str) -> bool {
+/// Whether `t` holds placeholders only an agent writes (`$1`, `:name`,
+/// `@p1`, `%s`, `%(name)s`), and how many `?` it holds, outside quoted
+/// strings.
+fn sql_placeholders(t: &str) -> (bool, usize) {
     let b = t.as_bytes();
     let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
-    (0..b.len()).any(|i| {
+    let (mut agent, mut questions, mut quoted) = (false, 0usize, false);
+    for i in 0..b.len() {
         let next = b.get(i + 1).copied().unwrap_or(0);
         let prev = if i == 0 { 0 } else { b[i - 1] };
-        match b[i] {
-            b'?' => true,
-            b'$' => next.is_ascii_digit(),
-            // `:name`, `:1`, but not `::int` casts nor `a:b`.
-            b':' => word(next) && prev != b':' && !word(prev),
-            // `@p1`, `@name`, but not `@@ROWCOUNT`.
-            b'@' => word(next) && prev != b'@',
-            _ => false,
+        if b[i] == b'\'' {
+            quoted = !quoted;
+            continue;
         }
-    })
+        if quoted {
+            continue;
+        }
+        match b[i] {
+            b'?' => questions += 1,
+            b'$' => agent |= next.is_ascii_digit(),
+            // `:name`, `:1`, but not `::int` casts nor `a:b`.
+            b':' => agent |= word(next) && prev != b':' && !word(prev),
+            // `@p1`, `@name`, but not `@@ROWCOUNT`.
+            b'@' => agent |= word(next) && prev != b'@',
+            // psycopg and mysqlclient: `%s`, `%(name)s`; not `%%`.
+            b'%' => agent |= (next == b's' || next == b'(') && prev != b'%',
+            _ => {}
+        }
+    }
+    (agent, questions)
 }
 
 /// Why a group of calls was recognized as an N+1.
@@ -94,7 +111,12 @@ pub(crate) struct Scanner {
     config: NPlusOneConfig,
     // Scratch buffers reused across traces.
     candidates: Vec<u32>,
-    params: HashMap<u64, u32>,
+    grouper: Grouper,
+    table: IdTable,
+    ids: Vec<u32>,
+    counts: Vec<u32>,
+    /// Whether the last scan saw a (service, template) twice or more.
+    repeats: bool,
 }
 
 /// Calls and ancestors inspected when looking for an ORM scope.
@@ -119,8 +141,23 @@ impl Scanner {
             flavour,
             config,
             candidates: Vec::new(),
-            params: HashMap::new(),
+            grouper: Grouper::default(),
+            table: IdTable::default(),
+            ids: Vec::new(),
+            counts: Vec::new(),
+            repeats: false,
         }
+    }
+
+    /// The I/O kind it scans.
+    pub(crate) fn kind(&self) -> IoKind {
+        self.flavour.kind
+    }
+
+    /// False when the last [`Scanner::scan`] saw every (service, template)
+    /// of its eligible calls at most once (then no two of them are alike).
+    pub(crate) fn saw_repeats(&self) -> bool {
+        self.repeats
     }
 
     /// Appends every N+1 of the trace to `out`, one per (service, template),
@@ -137,15 +174,18 @@ impl Scanner {
                 .copied()
                 .filter(|&i| self.flavour.eligible(&spans[i as usize])),
         );
+        self.repeats = candidates.len() > 1;
         if candidates.len() >= min {
-            for range in group_by_service_template(spans, &mut candidates) {
-                let group = &candidates[range];
-                if group.len() >= min
-                    && let Some(m) = self.classify(trace, group)
-                {
+            let mut grouper = std::mem::take(&mut self.grouper);
+            grouper.group(spans, &mut candidates, min);
+            self.repeats = grouper.repeats;
+            for range in &grouper.groups {
+                let group = &candidates[range.clone()];
+                if let Some(m) = self.classify(trace, group) {
                     out.push(m);
                 }
             }
+            self.grouper = grouper;
         }
         self.candidates = candidates;
     }
@@ -197,12 +237,20 @@ impl Scanner {
         found(window, 0, basis, framework)
     }
 
-    fn distinct_in(&mut self, spans: &[SpanView<'_>], calls: &[u32]) -> u32 {
-        self.params.clear();
+    /// Gives each call of `calls` the dense id of its parameter hash (equal
+    /// hashes, equal ids) in `self.ids`; returns how many distinct hashes.
+    fn param_ids(&mut self, spans: &[SpanView<'_>], calls: &[u32]) -> u32 {
+        self.table.reset(calls.len());
+        self.ids.clear();
         for &i in calls {
-            self.params.insert(spans[i as usize].params_hash, 1);
+            let id = self.table.id(spans[i as usize].params_hash);
+            self.ids.push(id);
         }
-        self.params.len() as u32
+        self.table.len() as u32
+    }
+
+    fn distinct_in(&mut self, spans: &[SpanView<'_>], calls: &[u32]) -> u32 {
+        self.param_ids(spans, calls)
     }
 
     /// Within one group of same-service, same-template calls ordered by start
@@ -214,26 +262,30 @@ impl Scanner {
         group: &[u32],
         window_ns: u64,
     ) -> (usize, usize, u32) {
-        self.params.clear();
+        let distinct_all = self.param_ids(spans, group);
+        let start_of = |pos: usize| spans[group[pos] as usize].start_ns;
+        let last = group.len().saturating_sub(1);
+        // The whole group fits in the window: the window never slides, so
+        // the best one is the whole group.
+        if start_of(last) - start_of(0) <= window_ns {
+            return (0, last, distinct_all);
+        }
+        self.counts.clear();
+        self.counts.resize(distinct_all as usize, 0);
         let (mut left, mut distinct) = (0usize, 0u32);
         let mut best = (0usize, 0usize, 0u32);
         for right in 0..group.len() {
-            let start = spans[group[right] as usize].start_ns;
-            let count = self
-                .params
-                .entry(spans[group[right] as usize].params_hash)
-                .or_insert(0);
+            let start = start_of(right);
+            let count = &mut self.counts[self.ids[right] as usize];
             *count += 1;
             if *count == 1 {
                 distinct += 1;
             }
-            while start - spans[group[left] as usize].start_ns > window_ns {
-                let h = spans[group[left] as usize].params_hash;
-                if let Some(c) = self.params.get_mut(&h) {
-                    *c -= 1;
-                    if *c == 0 {
-                        distinct -= 1;
-                    }
+            while start - start_of(left) > window_ns {
+                let c = &mut self.counts[self.ids[left] as usize];
+                *c -= 1;
+                if *c == 0 {
+                    distinct -= 1;
                 }
                 left += 1;
             }
