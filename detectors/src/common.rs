@@ -2,10 +2,12 @@
 //! template, the endpoint a call served, the code location to cite, and the
 //! integer-keyed grouping and hashing that keep those cheap.
 //!
-//! Grouping sorts `u32` span indexes by integer keys (the host's
-//! `template_hash`, or [`hash_str`] of a text) and compares text only to
-//! confirm that equal keys are equal strings, so a hash collision never
-//! merges two groups: it only costs a string sort of the colliding run.
+//! Grouping buckets `u32` span indexes by integer keys (the host's
+//! `template_hash`, or [`hash_str`] of a text) in a reused hash table, and
+//! compares text only to confirm that equal keys are equal strings, so a
+//! hash collision never merges two groups: it only costs a string sort of
+//! the colliding bucket. Nothing a detector reports depends on the hash
+//! values or seeds, only on the texts.
 
 use std::cmp::Ordering;
 use std::hash::{BuildHasher, Hasher};
@@ -35,10 +37,9 @@ fn call_key<'a>(s: &SpanView<'a>) -> (&'a str, &'a str) {
 /// Sorts `indices` (already in start order) by service then template,
 /// keeping start order within each, and returns the range of each group.
 #[cfg(test)]
-#[allow(clippy::ptr_arg)] // mirrors `Grouper::group`, which takes the Vec
 pub(crate) fn group_by_service_template(
     spans: &[SpanView<'_>],
-    indices: &mut Vec<u32>,
+    indices: &mut [u32],
 ) -> Vec<Range<usize>> {
     let mut g = Grouper::default();
     g.group(spans, indices, 1);

@@ -97,9 +97,11 @@ const INHERITED: &[InheritedKey] = &[
     },
 ];
 
-/// True for a call that may count as a repeat of an identical one.
+/// True for a call that may count as a repeat of an identical one, but for
+/// [`params_unknown`], which identical calls share (it depends on the
+/// template and the parameter count only), so it is asked per group.
 fn eligible(s: &SpanView<'_>) -> bool {
-    if s.template.is_empty() || !is_outbound(s) || s.is_error || params_unknown(s) {
+    if s.template.is_empty() || !is_outbound(s) || s.is_error {
         return false;
     }
     if s.kind != IoKind::Http {
@@ -199,6 +201,9 @@ impl Repeats {
             }
         }
         let calls = &self.calls;
+        // Calls whose parameters are unknown never repeat one another.
+        self.groups
+            .retain(|r| !params_unknown(&spans[calls[r.start] as usize]));
         self.groups.sort_unstable_by(|x, y| {
             identity(&spans[calls[x.start] as usize])
                 .cmp(&identity(&spans[calls[y.start] as usize]))

@@ -38,6 +38,46 @@ pub(crate) fn params_unknown(s: &SpanView<'_>) -> bool {
     }
 }
 
+/// [`params_unknown`] for a run of calls, remembering the last SQL
+/// template's answer: the calls of a loop share theirs, and comparing the
+/// template is cheaper than scanning it again.
+#[derive(Default)]
+struct UnknownMemo<'a> {
+    last: Option<(u64, &'a str, u32, bool)>,
+}
+
+impl<'a> UnknownMemo<'a> {
+    /// [`params_unknown`] of `s`.
+    fn get(&mut self, s: &SpanView<'a>) -> bool {
+        if s.kind != IoKind::Sql {
+            return params_unknown(s);
+        }
+        let template = s.template.as_str();
+        if let Some((hash, t, count, unknown)) = self.last
+            && hash == s.template_hash
+            && count == s.param_count
+            && t == template
+        {
+            return unknown;
+        }
+        let unknown = params_unknown(s);
+        self.last = Some((s.template_hash, template, s.param_count, unknown));
+        unknown
+    }
+}
+
+/// The bytes [`sql_placeholders`] looks at; every other byte is skipped.
+const SQL_SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    let special = *b"'?$:@%";
+    while i < special.len() {
+        t[special[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 /// Whether `t` holds placeholders only an agent writes (`$1`, `:name`,
 /// `@p1`, `%s`, `%(name)s`), and how many `?` it holds, outside quoted
 /// strings.
@@ -45,17 +85,21 @@ fn sql_placeholders(t: &str) -> (bool, usize) {
     let b = t.as_bytes();
     let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
     let (mut agent, mut questions, mut quoted) = (false, 0usize, false);
-    for i in 0..b.len() {
+    let mut i = 0;
+    // Only quotes and the placeholder characters matter: jump from one to
+    // the next (inside a quoted string, to the closing quote).
+    while let Some(off) = b.get(i..).and_then(|rest| {
+        if quoted {
+            rest.iter().position(|&c| c == b'\'')
+        } else {
+            rest.iter().position(|&c| SQL_SPECIAL[c as usize])
+        }
+    }) {
+        i += off;
         let next = b.get(i + 1).copied().unwrap_or(0);
         let prev = if i == 0 { 0 } else { b[i - 1] };
-        if b[i] == b'\'' {
-            quoted = !quoted;
-            continue;
-        }
-        if quoted {
-            continue;
-        }
         match b[i] {
+            b'\'' => quoted = !quoted,
             b'?' => questions += 1,
             b'$' => agent |= next.is_ascii_digit(),
             // `:name`, `:1`, but not `::int` casts nor `a:b`.
@@ -66,6 +110,7 @@ fn sql_placeholders(t: &str) -> (bool, usize) {
             b'%' => agent |= (next == b's' || next == b'(') && prev != b'%',
             _ => {}
         }
+        i += 1;
     }
     (agent, questions)
 }
@@ -207,8 +252,10 @@ impl Scanner {
             let distinct = self.distinct_in(spans, &group[a..=b]);
             return found((a, b), distinct, Basis::SendCount, None);
         }
-        let sanitized = self.flavour.sanitizer_aware
-            && group.iter().all(|&i| params_unknown(&spans[i as usize]));
+        let sanitized = self.flavour.sanitizer_aware && {
+            let mut memo = UnknownMemo::default();
+            group.iter().all(|&i| memo.get(&spans[i as usize]))
+        };
         if !sanitized {
             let (a, b, distinct) = self.distinct_window(spans, group, window_ns);
             if (distinct as usize) < min {
@@ -361,4 +408,62 @@ fn ancestor_framework(trace: &TraceView<'_>, index: usize) -> Option<Framework> 
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::sql_placeholders;
+
+    /// The byte-by-byte definition the fast scan must agree with.
+    fn reference(t: &str) -> (bool, usize) {
+        let b = t.as_bytes();
+        let word = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+        let (mut agent, mut questions, mut quoted) = (false, 0usize, false);
+        for i in 0..b.len() {
+            let next = b.get(i + 1).copied().unwrap_or(0);
+            let prev = if i == 0 { 0 } else { b[i - 1] };
+            if b[i] == b'\'' {
+                quoted = !quoted;
+                continue;
+            }
+            if quoted {
+                continue;
+            }
+            match b[i] {
+                b'?' => questions += 1,
+                b'$' => agent |= next.is_ascii_digit(),
+                b':' => agent |= word(next) && prev != b':' && !word(prev),
+                b'@' => agent |= word(next) && prev != b'@',
+                b'%' => agent |= (next == b's' || next == b'(') && prev != b'%',
+                _ => {}
+            }
+        }
+        (agent, questions)
+    }
+
+    #[test]
+    fn known_statements() {
+        for t in [
+            "",
+            "SELECT * FROM t WHERE id = ?",
+            "SELECT * FROM t WHERE id = $1",
+            "SELECT '?' FROM t WHERE a = :a AND b::int = 1",
+            "SELECT @@ROWCOUNT, @p1",
+            "SELECT 'it''s' FROM t WHERE x = %s AND y = %(y)s AND z LIKE '%%'",
+            "'",
+            "?'?'?",
+            "a:b :c ::d",
+        ] {
+            assert_eq!(sql_placeholders(t), reference(t), "{t:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_fast_scan_agrees_with_the_definition(t in "[a-z0-9_ '?$:@%()s]{0,40}") {
+            prop_assert_eq!(sql_placeholders(&t), reference(&t));
+        }
+    }
 }

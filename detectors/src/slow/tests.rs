@@ -599,6 +599,46 @@ fn the_template_cap_keeps_the_most_recently_seen() {
     assert_eq!(templates, ["SELECT 7", "SELECT 8", "SELECT 9"]);
 }
 
+/// One trace with `templates` (in that arrival order), each run once, slow.
+fn one_call_each(id: u8, templates: &[&str]) -> TraceBuilder {
+    let mut t = TraceBuilder::with_id(TraceId([id; 16]));
+    let root = t.root(SpanSpec::server("GET", "/x").at_us(0, 10_000 * MS));
+    for (i, q) in templates.iter().enumerate() {
+        t.child(
+            root,
+            SpanSpec::sql(q, "").at_us((1 + i as u64 * 800) * MS, 700 * MS),
+        );
+    }
+    t
+}
+
+#[test]
+fn templates_of_one_trace_are_evicted_in_template_order() {
+    // The templates one trace sees count as seen in (service, template)
+    // order, whatever order they arrived in, and whether or not the cap was
+    // reached while that trace was recorded.
+    for (cap, first) in [
+        (3, &["SELECT c", "SELECT a", "SELECT b"][..]),
+        (2, &["SELECT c", "SELECT a", "SELECT b"][..]),
+    ] {
+        let mut d = sql_detector(&format!(
+            "max_templates = {cap}\ncross_trace_min_traces = 1"
+        ));
+        one_call_each(1, first).run(&mut d).unwrap();
+        one_call_each(2, &["SELECT d"]).run(&mut d).unwrap();
+        let found = flush(&mut d, T0_NS + 10 * NS_PER_SEC);
+        let templates: Vec<&str> = found.iter().map(|f| f.template.as_str()).collect();
+        let want: &[&str] = if cap == 3 {
+            &["SELECT b", "SELECT c", "SELECT d"]
+        } else {
+            &["SELECT c", "SELECT d"]
+        };
+        assert_eq!(templates, want, "max_templates = {cap}");
+        assert_eq!(d.tracked_templates(), cap);
+        assert_eq!(d.store.recency.len(), cap);
+    }
+}
+
 #[test]
 fn a_template_seen_again_is_not_evicted() {
     let mut d = sql_detector("max_templates = 2");
