@@ -9,7 +9,7 @@ use detector_api::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::common::{MAX_EVIDENCE, StrGroups, code_of, endpoint_of, sort_stable_by, timing};
+use crate::common::{MAX_EVIDENCE, StrGroups, code_of, endpoint_of, sort_by_service_then, timing};
 use crate::fanout::{above, check_multiplier, count_u32};
 
 /// How many call templates the suggestion and `top_templates` name.
@@ -148,7 +148,9 @@ impl Detector for Chatty {
         if calls.len() > limit {
             // By service, then in time order; the span id settles ties so the
             // order does not depend on the order spans arrived in.
-            sort_by_service_then_time(spans, &mut calls);
+            sort_by_service_then(spans, &mut calls, |a, b| {
+                (a.start_ns, a.end_ns(), a.span_id).cmp(&(b.start_ns, b.end_ns(), b.span_id))
+            });
             // Services come out in name order, so the findings are sorted.
             for group in calls.chunk_by(|&a, &b| {
                 spans[a as usize].service.as_str() == spans[b as usize].service.as_str()
@@ -162,33 +164,6 @@ impl Detector for Chatty {
         }
         self.calls = calls;
         Ok(())
-    }
-}
-
-/// Sorts `calls` by service, start, end and span id (stable), comparing the
-/// services only when they differ.
-fn sort_by_service_then_time(spans: &[SpanView<'_>], calls: &mut [u32]) {
-    let time = |a: &SpanView<'_>, b: &SpanView<'_>| {
-        a.start_ns
-            .cmp(&b.start_ns)
-            .then_with(|| a.end_ns().cmp(&b.end_ns()))
-            .then_with(|| a.span_id.cmp(&b.span_id))
-    };
-    let service = |i: &u32| spans[*i as usize].service.as_str();
-    let one_service = calls.first().is_none_or(|f| {
-        let f = service(f);
-        calls.iter().all(|i| service(i) == f)
-    });
-    if one_service {
-        sort_stable_by(calls, |&a, &b| time(&spans[a as usize], &spans[b as usize]));
-    } else {
-        sort_stable_by(calls, |&a, &b| {
-            let (x, y) = (&spans[a as usize], &spans[b as usize]);
-            x.service
-                .as_str()
-                .cmp(y.service.as_str())
-                .then_with(|| time(x, y))
-        });
     }
 }
 

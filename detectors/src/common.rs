@@ -560,6 +560,31 @@ pub(crate) fn timing(spans: &[SpanView<'_>], indices: &[u32]) -> (u64, u64, u64)
     (first, last, total)
 }
 
+/// Orders `calls` by service, then by `time` (stable), comparing services
+/// only when they differ: most traces hold one service.
+pub(crate) fn sort_by_service_then(
+    spans: &[SpanView<'_>],
+    calls: &mut [u32],
+    time: impl Fn(&SpanView<'_>, &SpanView<'_>) -> Ordering,
+) {
+    let service = |i: &u32| spans[*i as usize].service.as_str();
+    let one_service = calls.first().is_none_or(|f| {
+        let f = service(f);
+        calls.iter().all(|i| service(i) == f)
+    });
+    if one_service {
+        sort_stable_by(calls, |&a, &b| time(&spans[a as usize], &spans[b as usize]));
+    } else {
+        sort_stable_by(calls, |&a, &b| {
+            let (x, y) = (&spans[a as usize], &spans[b as usize]);
+            x.service
+                .as_str()
+                .cmp(y.service.as_str())
+                .then_with(|| time(x, y))
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use detector_api::IoKind;

@@ -10,7 +10,7 @@ use detector_api::{
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    MAX_EVIDENCE, StrGroups, code_of, endpoint_of, is_outbound, sort_stable_by, timing,
+    MAX_EVIDENCE, StrGroups, code_of, endpoint_of, is_outbound, sort_by_service_then, timing,
 };
 use crate::fanout::count_u32;
 
@@ -185,7 +185,9 @@ impl Detector for Pool {
                 .is_some_and(|s| is_outbound(s) && s.end_ns() > s.start_ns)
         }));
         if calls.len() >= threshold {
-            sort_by_service_then_start(spans, &mut calls);
+            sort_by_service_then(spans, &mut calls, |a, b| {
+                (a.start_ns, a.span_id).cmp(&(b.start_ns, b.span_id))
+            });
             // Services come out in name order, so the findings are sorted.
             for group in calls.chunk_by(|&a, &b| {
                 spans[a as usize].service.as_str() == spans[b as usize].service.as_str()
@@ -203,32 +205,6 @@ impl Detector for Pool {
         }
         self.calls = calls;
         Ok(())
-    }
-}
-
-/// Sorts `calls` by service, start and span id (stable), comparing the
-/// services only when they differ.
-fn sort_by_service_then_start(spans: &[SpanView<'_>], calls: &mut [u32]) {
-    let time = |a: &SpanView<'_>, b: &SpanView<'_>| {
-        a.start_ns
-            .cmp(&b.start_ns)
-            .then_with(|| a.span_id.cmp(&b.span_id))
-    };
-    let service = |i: &u32| spans[*i as usize].service.as_str();
-    let one_service = calls.first().is_none_or(|f| {
-        let f = service(f);
-        calls.iter().all(|i| service(i) == f)
-    });
-    if one_service {
-        sort_stable_by(calls, |&a, &b| time(&spans[a as usize], &spans[b as usize]));
-    } else {
-        sort_stable_by(calls, |&a, &b| {
-            let (x, y) = (&spans[a as usize], &spans[b as usize]);
-            x.service
-                .as_str()
-                .cmp(y.service.as_str())
-                .then_with(|| time(x, y))
-        });
     }
 }
 
