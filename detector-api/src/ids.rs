@@ -15,11 +15,23 @@ pub struct TraceId(pub [u8; 16]);
 #[derive(StableAbi, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct SpanId(pub [u8; 8]);
 
-fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
-    for b in bytes {
-        write!(f, "{b:02x}")?;
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Lowercase hex of `bytes` into `out` (twice as long), without going
+/// through the formatter per byte: ids are printed on every finding.
+fn hex_into<'a>(bytes: &[u8], out: &'a mut [u8]) -> &'a str {
+    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = HEX_DIGITS[usize::from(b >> 4)];
+        pair[1] = HEX_DIGITS[usize::from(b & 0x0f)];
     }
-    Ok(())
+    let used = &out[..bytes.len() * 2];
+    // Only ASCII hex digits were written.
+    std::str::from_utf8(used).unwrap_or_default()
+}
+
+fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+    let mut buf = [0u8; 32];
+    f.write_str(hex_into(bytes, &mut buf))
 }
 
 fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {

@@ -6,6 +6,6 @@ mod record;
 mod sink;
 mod store;
 
-pub use record::{FindingRecord, Stamp, confidence_for};
+pub use record::{FindingRecord, Stamp, confidence_for, io_intensity};
 pub use sink::{FindingsSink, SinkThreads, spawn_sink};
 pub use store::{FindingFilter, FindingsStore};

@@ -2,13 +2,12 @@
 //! environment, confidence, signature, I/O intensity) with its JSON line
 //! rendered once.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use detector_api::{Finding, IoKind, TraceView};
-use serde::Serialize;
-use serde_json::json;
+use detector_api::{Finding, IoKind, SpanId, TraceId, TraceView};
+use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// What the host stamps on every finding.
 #[derive(Debug, Clone)]
@@ -42,35 +41,30 @@ pub struct FindingRecord {
 /// `<kind>:<service>:<endpoint, `/` and spaces as `_`>:<sha256(template), 32 hex>`.
 pub fn signature(f: &Finding) -> String {
     use sha2::{Digest, Sha256};
-    use std::fmt::Write as _;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(f.template.as_bytes());
-    let endpoint: String = f
-        .endpoint
-        .chars()
-        .map(|c| {
-            if c == '/' || c.is_whitespace() {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
-    let mut out = format!("{}:{}:{}:", f.kind, f.service, endpoint);
+    let mut out = String::with_capacity(f.kind.len() + f.service.len() + f.endpoint.len() + 3 + 32);
+    out.push_str(&f.kind);
+    out.push(':');
+    out.push_str(&f.service);
+    out.push(':');
+    out.extend(f.endpoint.chars().map(|c| {
+        if c == '/' || c.is_whitespace() {
+            '_'
+        } else {
+            c
+        }
+    }));
+    out.push(':');
     for b in &digest[..16] {
-        let _ = write!(out, "{b:02x}");
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0x0f)]));
     }
     out
 }
 
-fn rfc3339(ns: u64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns))
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
-}
-
 /// I/O calls per inbound request in the trace, and its band.
-fn io_intensity(view: &TraceView<'_>) -> (f64, &'static str) {
+pub fn io_intensity(view: &TraceView<'_>) -> (f64, &'static str) {
     let spans = view.spans();
     let io = [IoKind::Sql, IoKind::Http, IoKind::Messaging, IoKind::Rpc]
         .iter()
@@ -89,18 +83,176 @@ fn io_intensity(view: &TraceView<'_>) -> (f64, &'static str) {
     (score, band)
 }
 
+// The published line is serialized straight from these borrowed views of
+// the finding: no intermediate `serde_json::Value`, no per-id `String`.
+// Fields are declared in alphabetical order, the order the line has always
+// had, so consumers diffing NDJSON see no change.
+
+#[derive(Serialize)]
+struct RecordJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code_location: Option<CodeJson<'a>>,
+    confidence: &'a str,
+    detector: &'a str,
+    environment: &'a str,
+    evidence_span_ids: DisplaySeq<'a, SpanId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extra: Option<BTreeMap<&'a str, &'a str>>,
+    first_timestamp: Rfc3339Ns,
+    green_impact: GreenJson,
+    last_timestamp: Rfc3339Ns,
+    origin: &'a str,
+    pattern: PatternJson<'a>,
+    service: &'a str,
+    severity: &'a str,
+    signature: &'a str,
+    source_endpoint: &'a str,
+    suggestion: &'a str,
+    title: &'a str,
+    total_duration_ms: f64,
+    #[serde(serialize_with = "as_display")]
+    trace_id: TraceId,
+    #[serde(rename = "type")]
+    kind: &'a str,
+}
+
 #[derive(Serialize)]
 struct CodeJson<'a> {
-    function: &'a str,
     filepath: &'a str,
+    function: &'a str,
     lineno: u32,
     namespace: &'a str,
+}
+
+#[derive(Serialize)]
+struct GreenJson {
+    estimated_extra_io_ops: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    io_intensity_band: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    io_intensity_score: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct PatternJson<'a> {
+    distinct_params: u32,
+    occurrences: u32,
+    template: &'a str,
+    window_ms: u64,
+}
+
+fn as_display<T: std::fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+/// A slice serialized as an array of the items' `Display` strings.
+struct DisplaySeq<'a, T>(&'a [T]);
+
+impl<T: std::fmt::Display> Serialize for DisplaySeq<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for item in self.0 {
+            seq.serialize_element(&DisplayStr(item))?;
+        }
+        seq.end()
+    }
+}
+
+struct DisplayStr<'a, T>(&'a T);
+
+impl<T: std::fmt::Display> Serialize for DisplayStr<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self.0)
+    }
+}
+
+/// Nanoseconds since the Unix epoch as RFC 3339 UTC, fraction trimmed of
+/// trailing zeros (as the `time` crate prints it), written without the
+/// formatting machinery: two of these go into every finding.
+struct Rfc3339Ns(u64);
+
+impl Rfc3339Ns {
+    /// The text, in `buf`; empty when the instant cannot be represented.
+    fn write<'b>(&self, buf: &'b mut [u8; 32]) -> &'b str {
+        let Ok(t) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0)) else {
+            return "";
+        };
+        let Ok(year) = u32::try_from(t.year()) else {
+            return "";
+        };
+        let mut w = AsciiBuf { buf, len: 0 };
+        w.number(year, 4);
+        w.byte(b'-');
+        w.number(u32::from(u8::from(t.month())), 2);
+        w.byte(b'-');
+        w.number(u32::from(t.day()), 2);
+        w.byte(b'T');
+        w.number(u32::from(t.hour()), 2);
+        w.byte(b':');
+        w.number(u32::from(t.minute()), 2);
+        w.byte(b':');
+        w.number(u32::from(t.second()), 2);
+        let mut nanos = t.nanosecond();
+        if nanos != 0 {
+            let mut width = 9;
+            while nanos % 10 == 0 {
+                nanos /= 10;
+                width -= 1;
+            }
+            w.byte(b'.');
+            w.number(nanos, width);
+        }
+        w.byte(b'Z');
+        let len = w.len;
+        std::str::from_utf8(&buf[..len]).unwrap_or_default()
+    }
+}
+
+impl Serialize for Rfc3339Ns {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 32];
+        s.serialize_str(self.write(&mut buf))
+    }
+}
+
+/// A fixed buffer filled with ASCII; a u64 timestamp needs at most 30 bytes
+/// (year 2554), so the 32-byte buffer never overflows.
+struct AsciiBuf<'b> {
+    buf: &'b mut [u8; 32],
+    len: usize,
+}
+
+impl AsciiBuf<'_> {
+    fn byte(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+
+    /// `value` zero-padded to `width` digits.
+    fn number(&mut self, mut value: u32, width: usize) {
+        for i in (0..width).rev() {
+            self.buf[self.len + i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+        self.len += width;
+    }
 }
 
 impl FindingRecord {
     /// Stamps a finding from `view`'s trace.
     pub fn new(finding: Finding, origin: &Arc<str>, stamp: &Stamp, view: &TraceView<'_>) -> Self {
-        let intensity = io_intensity(view);
+        Self::build(finding, origin, stamp, Some(io_intensity(view)))
+    }
+
+    /// Stamps a finding of a trace whose [`io_intensity`] is already known
+    /// (it is the same for every finding of the trace).
+    pub fn with_intensity(
+        finding: Finding,
+        origin: &Arc<str>,
+        stamp: &Stamp,
+        intensity: (f64, &'static str),
+    ) -> Self {
         Self::build(finding, origin, stamp, Some(intensity))
     }
 
@@ -117,62 +269,50 @@ impl FindingRecord {
     ) -> Self {
         let signature = signature(&finding);
         let f = &finding;
-        let mut green = serde_json::Map::new();
-        green.insert("estimated_extra_io_ops".into(), json!(f.avoidable_io));
-        if let Some((score, band)) = intensity {
-            green.insert(
-                "io_intensity_score".into(),
-                json!((score * 100.0).round() / 100.0),
-            );
-            green.insert("io_intensity_band".into(), json!(band));
-        }
-        let mut value = json!({
-            "type": f.kind.as_str(),
-            "severity": f.severity.as_str(),
-            "trace_id": f.trace_id.to_string(),
-            "service": f.service.as_str(),
-            "source_endpoint": f.endpoint.as_str(),
-            "title": f.title.as_str(),
-            "pattern": {
-                "template": f.template.as_str(),
-                "occurrences": f.occurrences,
-                "window_ms": f.last_ns.saturating_sub(f.first_ns) / 1_000_000,
-                "distinct_params": f.distinct_params,
-            },
-            "suggestion": f.suggestion.as_str(),
-            "first_timestamp": rfc3339(f.first_ns),
-            "last_timestamp": rfc3339(f.last_ns),
-            "total_duration_ms": f.total_duration_ns as f64 / 1e6,
-            "green_impact": green,
-            "confidence": stamp.confidence,
-            "environment": &*stamp.environment,
-            "signature": &signature,
-            "detector": f.detector.as_str(),
-            "origin": &**origin,
-            "evidence_span_ids": f.evidence.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-        });
-        if let Some(obj) = value.as_object_mut() {
-            if !f.code.is_empty() {
-                obj.insert(
-                    "code_location".into(),
-                    json!(CodeJson {
-                        function: f.code.function.as_str(),
-                        filepath: f.code.filepath.as_str(),
-                        lineno: f.code.lineno,
-                        namespace: f.code.namespace.as_str(),
-                    }),
-                );
-            }
-            if !f.extra.is_empty() {
-                let extra: serde_json::Map<_, _> = f
-                    .extra
+        let record = RecordJson {
+            code_location: (!f.code.is_empty()).then(|| CodeJson {
+                filepath: f.code.filepath.as_str(),
+                function: f.code.function.as_str(),
+                lineno: f.code.lineno,
+                namespace: f.code.namespace.as_str(),
+            }),
+            confidence: stamp.confidence,
+            detector: f.detector.as_str(),
+            environment: &stamp.environment,
+            evidence_span_ids: DisplaySeq(&f.evidence),
+            // Later duplicates of a key win, as they always have.
+            extra: (!f.extra.is_empty()).then(|| {
+                f.extra
                     .iter()
-                    .map(|e| (e.key.to_string(), json!(e.value.as_str())))
-                    .collect();
-                obj.insert("extra".into(), serde_json::Value::Object(extra));
-            }
-        }
-        let json = value.to_string();
+                    .map(|e| (e.key.as_str(), e.value.as_str()))
+                    .collect()
+            }),
+            first_timestamp: Rfc3339Ns(f.first_ns),
+            green_impact: GreenJson {
+                estimated_extra_io_ops: f.avoidable_io,
+                io_intensity_band: intensity.map(|(_, band)| band),
+                io_intensity_score: intensity.map(|(score, _)| (score * 100.0).round() / 100.0),
+            },
+            last_timestamp: Rfc3339Ns(f.last_ns),
+            origin,
+            pattern: PatternJson {
+                distinct_params: f.distinct_params,
+                occurrences: f.occurrences,
+                template: f.template.as_str(),
+                window_ms: f.last_ns.saturating_sub(f.first_ns) / 1_000_000,
+            },
+            service: f.service.as_str(),
+            severity: f.severity.as_str(),
+            signature: &signature,
+            source_endpoint: f.endpoint.as_str(),
+            suggestion: f.suggestion.as_str(),
+            title: f.title.as_str(),
+            total_duration_ms: f.total_duration_ns as f64 / 1e6,
+            trace_id: f.trace_id,
+            kind: f.kind.as_str(),
+        };
+        // Serializing borrowed strings and numbers into a String cannot fail.
+        let json = serde_json::to_string(&record).unwrap_or_default();
         Self {
             finding,
             origin: origin.clone(),
@@ -196,8 +336,8 @@ impl FindingRecord {
 
 #[cfg(test)]
 mod tests {
+    use detector_api::Severity;
     use detector_api::testkit::{SpanSpec, TraceBuilder};
-    use detector_api::{Severity, TraceId};
 
     use super::*;
 
@@ -207,6 +347,76 @@ mod tests {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect()
+    }
+
+    fn time_crate_rfc3339(ns: u64) -> String {
+        use time::format_description::well_known::Rfc3339;
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns))
+            .unwrap()
+            .format(&Rfc3339)
+            .unwrap()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn timestamps_print_as_the_time_crate_prints_them(ns in proptest::prelude::any::<u64>()) {
+            let mut buf = [0u8; 32];
+            proptest::prop_assert_eq!(Rfc3339Ns(ns).write(&mut buf), time_crate_rfc3339(ns));
+        }
+    }
+
+    #[test]
+    fn timestamps_trim_the_fraction_like_the_time_crate() {
+        for ns in [
+            0,
+            1,
+            10,
+            999_999_999,
+            1_000_000_000,
+            1_700_000_000_120_000_000,
+            1_700_000_000_000_000_500,
+            u64::MAX,
+        ] {
+            let mut buf = [0u8; 32];
+            assert_eq!(
+                Rfc3339Ns(ns).write(&mut buf),
+                time_crate_rfc3339(ns),
+                "{ns}"
+            );
+        }
+    }
+
+    #[test]
+    fn optional_parts_and_hostile_strings_serialize_as_valid_json() {
+        let mut f = Finding::new("slow_sql", Severity::Warning, TraceId([0x0f; 16]))
+            .template("SELECT \"x\"\n\u{1b}[31m")
+            .service("svc")
+            .endpoint("GET /a")
+            .evidence([SpanId([0xa0; 8]), SpanId([1; 8])])
+            .extra("p99_ms", "900")
+            .extra("p99_ms", "950")
+            .extra("a", "1");
+        f.code.function = "load".into();
+        f.code.lineno = 42;
+        let stamp = Stamp {
+            environment: "staging".into(),
+            confidence: confidence_for("staging"),
+        };
+        let rec = FindingRecord::without_trace(f.clone(), &"plugin:x".into(), &stamp);
+        let j: serde_json::Value = serde_json::from_str(&rec.json).unwrap();
+        assert_eq!(j["pattern"]["template"], f.template.as_str());
+        assert_eq!(
+            j["evidence_span_ids"],
+            serde_json::json!(["a0a0a0a0a0a0a0a0", "0101010101010101"])
+        );
+        assert_eq!(j["extra"], serde_json::json!({"a": "1", "p99_ms": "950"}));
+        assert_eq!(j["code_location"]["function"], "load");
+        assert_eq!(j["code_location"]["lineno"], 42);
+        assert!(j["green_impact"].get("io_intensity_score").is_none());
+        assert_eq!(j["confidence"], "daemon_staging");
+        // Keys come out sorted, as a `serde_json::Value` would print them.
+        let resorted = serde_json::to_string(&j).unwrap();
+        assert_eq!(rec.json, resorted);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::detectors::ActiveDetector;
 
-use crate::findings::{FindingRecord, Stamp};
+use crate::findings::{FindingRecord, Stamp, io_intensity};
 use crate::metrics::Metrics;
 use crate::model::TraceFragment;
 use crate::normalize::{normalize_http, normalize_sql};
@@ -222,11 +222,19 @@ impl Analyzer {
     /// stable key.
     pub fn run(&mut self, view: &TraceView<'_>, metrics: &Metrics) -> Vec<FindingRecord> {
         let mut records = Vec::new();
+        // Same for every finding of the trace; only computed when one exists.
+        let mut intensity = None;
         for d in &mut self.detectors {
             self.findings.clear();
             d.detect(view, &mut self.findings, metrics);
             for f in self.findings.drain(..) {
-                records.push(FindingRecord::new(f, &d.spec.origin, &self.stamp, view));
+                let intensity = *intensity.get_or_insert_with(|| io_intensity(view));
+                records.push(FindingRecord::with_intensity(
+                    f,
+                    &d.spec.origin,
+                    &self.stamp,
+                    intensity,
+                ));
             }
         }
         records.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
