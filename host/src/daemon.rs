@@ -12,8 +12,10 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{ApiState, DetectorListing, router};
 use crate::config::{Config, ConfigError};
 use crate::findings::{FindingsStore, Stamp, confidence_for, spawn_sink};
-use crate::ingest::Ingestor;
 use crate::ingest::grpc::TraceGrpc;
+use crate::ingest::memory_guard::{CgroupMemory, spawn_memory_guard};
+use crate::ingest::sampling::Sampler;
+use crate::ingest::{IngestSettings, Ingestor};
 use crate::metrics::Metrics;
 use crate::net::{AcceptLimits, HttpTimeouts, serve_http, spawn_acceptor};
 use crate::pipeline::detectors::DetectorSpec;
@@ -246,7 +248,11 @@ pub async fn run(
     let ingestor = Arc::new(Ingestor::new(
         pipeline.clone(),
         metrics.clone(),
-        d.max_payload_size,
+        IngestSettings {
+            max_payload_size: d.max_payload_size,
+            admission_wait: Duration::from_millis(d.admission_wait_ms),
+            sampler: Sampler::new(d.sampling_rate),
+        },
     ));
 
     let grpc_addr = SocketAddr::new(d.listen_address, d.listen_port_grpc);
@@ -330,6 +336,31 @@ pub async fn run(
                 async move { grpc_token.cancelled().await },
             ),
     );
+    let memory_guard = d
+        .memory_high_water_pct
+        .and_then(|pct| match CgroupMemory::locate().and_then(|cg| cg.usage().map(|u| (cg, u))) {
+            Ok((cgroup, usage)) => {
+                if usage.max.is_none() {
+                    tracing::warn!(
+                        cgroup = %cgroup.dir().display(),
+                        "memory_high_water_pct is set but the cgroup has no memory limit (memory.max = max): nothing to guard until one is set"
+                    );
+                }
+                Some(spawn_memory_guard(
+                    cgroup,
+                    pct,
+                    pipeline.admission.clone(),
+                    shutdown.clone(),
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "memory_high_water_pct is set but memory cannot be watched: the guard is off");
+                None
+            }
+        });
+    for w in config.comfort_warnings() {
+        tracing::warn!(file = %w.file, key = %w.key, "{}", w.message);
+    }
     let scheme = if tls.is_some() { "https" } else { "http" };
     if tls.is_none() && !d.listen_address.is_loopback() && ack_api_key.is_none() {
         tracing::warn!(
@@ -348,6 +379,10 @@ pub async fn run(
     );
 
     shutdown.cancelled().await;
+    if let Some(guard) = memory_guard {
+        // Sees the same token; ends at its next tick at the latest.
+        let _ = guard.await;
+    }
     listeners.cancel();
     tracing::info!("shutting down: no new requests; analyzing every buffered trace");
     let servers = async {

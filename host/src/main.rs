@@ -97,6 +97,10 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Detectors) => list_detectors(config, registry),
         Some(Command::Config(ConfigCommand::Check)) => {
+            // Valid, so the exit code stays 0; but said where it is seen.
+            for w in config.comfort_warnings() {
+                eprintln!("warning: {w}");
+            }
             let origin = config
                 .source
                 .as_ref()

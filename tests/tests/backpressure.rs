@@ -9,19 +9,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::{Buf as _, BufMut as _, Bytes};
+use common::raw_grpc::{RawGrpc, export, grpc_client};
 use common::{Daemon, metric_value, n1_request, request};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message as _;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::transport::Channel;
-use tonic::{Code, Status};
+use tonic::Code;
 
 /// One shard that takes one queued span at a time, one trace in its window
 /// (so each new trace evicts the previous one into analysis, inline).
 const KEYS: &str = "analysis_queue_capacity = 1\nanalysis_shards = 1\nmax_active_traces = 1\n\
                     trace_settle_ms = 100\ntrace_ttl_ms = 60000\n";
-const EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 /// Concurrent requests per round.
 const CONCURRENCY: usize = 64;
 /// Rounds tried before giving up on seeing a refusal.
@@ -257,63 +254,9 @@ async fn bursts_are_shed_whole_and_nothing_answered_ok_is_lost() {
 
 // ---------------------------------------------------------------- gRPC
 
-/// Sends a message's bytes as they are and hands back the reply's bytes.
-#[derive(Clone, Copy, Default)]
-struct RawCodec;
-struct RawEncoder;
-struct RawDecoder;
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = RawEncoder;
-    type Decoder = RawDecoder;
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-    fn decoder(&mut self) -> RawDecoder {
-        RawDecoder
-    }
-}
-
-impl Encoder for RawEncoder {
-    type Item = Bytes;
-    type Error = Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawDecoder {
-    type Item = Bytes;
-    type Error = Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        let n = src.remaining();
-        Ok(Some(src.copy_to_bytes(n)))
-    }
-}
-
-type RawGrpc = tonic::client::Grpc<Channel>;
-
-async fn grpc_client(daemon: &Daemon) -> RawGrpc {
-    let channel = Channel::from_shared(daemon.grpc_endpoint())
-        .unwrap()
-        .connect()
-        .await
-        .expect("connect to the gRPC port");
-    tonic::client::Grpc::new(channel)
-}
-
 async fn grpc_export(mut grpc: RawGrpc, body: Vec<u8>, spans: u64) -> Outcome {
-    grpc.ready().await.expect("channel ready");
-    let path = tonic::codegen::http::uri::PathAndQuery::from_static(EXPORT);
-    match grpc
-        .unary(tonic::Request::new(Bytes::from(body)), path, RawCodec)
-        .await
-    {
+    match export(&mut grpc, body).await {
         Ok(reply) => {
-            let reply = ExportTraceServiceResponse::decode(reply.into_inner()).unwrap();
             assert_eq!(reply.partial_success, None, "accepted whole");
             Outcome::Ok(spans)
         }

@@ -8,20 +8,19 @@ mod common;
 use std::io::Write as _;
 use std::time::Duration;
 
-use bytes::{Buf as _, BufMut as _, Bytes};
+use bytes::Bytes;
+use common::raw_grpc::{export, grpc_client};
 use common::{Daemon, FAST, hex, kv, n1_request, request};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use opentelemetry_proto::tonic::trace::v1::{Span, span};
 use prost::Message as _;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::transport::Channel;
+use tonic::codec::CompressionEncoding;
 use tonic::{Code, Status};
 
 /// The payload cap the daemons here run with.
 const LIMIT: usize = 65_536;
 /// `[daemon]` keys: fast completion and a 64 KiB payload cap.
 const KEYS: &str = "trace_settle_ms = 200\ntrace_ttl_ms = 60000\nmax_payload_size = 65536\n";
-const EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 /// `google.rpc.Status`, the body of an OTLP/HTTP protobuf error.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -438,67 +437,6 @@ async fn hostile_strings_come_back_intact_as_valid_json() {
 }
 
 // ---------------------------------------------------------------- gRPC
-
-/// Sends a message's bytes as they are and hands back the reply's bytes.
-#[derive(Clone, Copy, Default)]
-struct RawCodec;
-struct RawEncoder;
-struct RawDecoder;
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = RawEncoder;
-    type Decoder = RawDecoder;
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-    fn decoder(&mut self) -> RawDecoder {
-        RawDecoder
-    }
-}
-
-impl Encoder for RawEncoder {
-    type Item = Bytes;
-    type Error = Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawDecoder {
-    type Item = Bytes;
-    type Error = Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        let n = src.remaining();
-        Ok(Some(src.copy_to_bytes(n)))
-    }
-}
-
-type RawGrpc = tonic::client::Grpc<Channel>;
-
-async fn grpc_client(daemon: &Daemon) -> RawGrpc {
-    let channel = Channel::from_shared(daemon.grpc_endpoint())
-        .unwrap()
-        .connect()
-        .await
-        .expect("connect to the gRPC port");
-    tonic::client::Grpc::new(channel)
-}
-
-/// `TraceService/Export` with `body` as the message.
-async fn export(
-    grpc: &mut RawGrpc,
-    body: impl Into<Bytes>,
-) -> Result<ExportTraceServiceResponse, Status> {
-    grpc.ready().await.expect("channel ready");
-    let path = tonic::codegen::http::uri::PathAndQuery::from_static(EXPORT);
-    let reply = grpc
-        .unary(tonic::Request::new(body.into()), path, RawCodec)
-        .await?;
-    Ok(ExportTraceServiceResponse::decode(reply.into_inner()).expect("a response message"))
-}
 
 fn expect_code(result: Result<ExportTraceServiceResponse, Status>, code: Code, what: &str) {
     match result {

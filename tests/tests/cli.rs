@@ -182,6 +182,88 @@ fn secrets_come_from_the_environment_never_the_file() {
 
     let out = check(by_env, Some(("PS_TEST_ACK_KEY", "a-long-enough-key")));
     assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Credentials of other sections, and URLs carrying them, likewise.
+    let out = check(
+        "[green.kepler]\nendpoint = \"http://ops:s3cret-pw@kepler:9102/metrics\"\n\
+         [green.electricity_maps]\napi_key = \"em-literal-key-1\"\n",
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("green.kepler.endpoint") && err.contains("must not embed credentials"),
+        "{err}"
+    );
+    assert!(err.contains("green.electricity_maps.api_key"), "{err}");
+    assert!(
+        !err.contains("s3cret-pw") && !err.contains("em-literal-key-1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn values_outside_their_comfort_zone_warn_but_do_not_refuse() {
+    let dir = TempDir::new("cli-comfort");
+    let path = dir.0.join("edgy.toml");
+    let (grpc, http) = (free_port(), free_port());
+    std::fs::write(
+        &path,
+        format!(
+            "[daemon]\nlisten_port_grpc = {grpc}\nlisten_port_http = {http}\n\
+             analysis_queue_capacity = 10\nsampling_rate = 0.01\n"
+        ),
+    )
+    .unwrap();
+    let out = run(
+        &dir,
+        &["config", "check", "--config", path.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let file = path.display().to_string();
+    assert!(
+        err.contains(&format!(
+            "warning: {file}: `daemon.analysis_queue_capacity`: 10 spans"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("`daemon.sampling_rate`: 0.01"), "{err}");
+
+    // The daemon starts and logs the same warnings, before it says it is
+    // listening (read up to that line, or to the end if it exits).
+    let mut child = Command::new(binary())
+        .args(["watch", "--config", path.to_str().unwrap()])
+        .current_dir(&dir.0)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let mut seen = Vec::new();
+    for line in lines {
+        let line = line.unwrap();
+        let done = line.contains("perf-sentinel listening");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = seen.join("\n");
+    assert!(
+        log.contains("perf-sentinel listening"),
+        "it started:\n{log}"
+    );
+    for key in ["daemon.analysis_queue_capacity", "daemon.sampling_rate"] {
+        assert!(
+            seen.iter().any(|l| l.contains("WARN") && l.contains(key)),
+            "{key}:\n{log}"
+        );
+    }
 }
 
 #[test]

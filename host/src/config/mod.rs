@@ -2,10 +2,12 @@
 //! once at startup. Every unknown key, wrong type and out-of-range value is
 //! collected and reported together, so a bad file is fixed in one pass.
 
+mod comfort;
 mod detectors;
 mod fields;
 mod load;
 mod problems;
+mod secrets;
 mod sections;
 
 #[cfg(test)]
@@ -66,7 +68,7 @@ impl Default for Config {
 }
 
 /// `[daemon]`: listeners, bounds and queues.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DaemonConfig {
     pub listen_address: IpAddr,
     pub listen_port_grpc: u16,
@@ -83,6 +85,16 @@ pub struct DaemonConfig {
     pub max_retained_findings: usize,
     /// Spans waiting for analysis, across all shards.
     pub analysis_queue_capacity: usize,
+    /// How long a request waits for room in the analysis queue before it is
+    /// refused with 503 / UNAVAILABLE.
+    pub admission_wait_ms: u64,
+    /// Fraction of traces analyzed, chosen by a hash of the trace id so all
+    /// spans of a trace (and every daemon replica) agree.
+    pub sampling_rate: f64,
+    /// Refuse ingest while the cgroup's memory use (current minus inactive
+    /// file cache, over the limit) is at or above this percentage; `None`
+    /// turns the guard off.
+    pub memory_high_water_pct: Option<u8>,
     pub findings_queue_capacity: usize,
     pub stdout_queue_capacity: usize,
     /// 0 means one shard per CPU core.
@@ -122,6 +134,9 @@ impl Default for DaemonConfig {
             max_payload_size: 16 * 1024 * 1024,
             max_retained_findings: 10_000,
             analysis_queue_capacity: 100_000,
+            admission_wait_ms: 50,
+            sampling_rate: 1.0,
+            memory_high_water_pct: None,
             findings_queue_capacity: 4_096,
             stdout_queue_capacity: 8_192,
             analysis_shards: 0,

@@ -9,6 +9,7 @@ use toml::Table;
 use super::detectors::DetectorsConfig;
 use super::fields::Section;
 use super::problems::{Origins, Problems};
+use super::secrets::{check_secrets, env_reference};
 use super::{
     AckConfig, Config, ConfigError, ConfigProblem, DaemonConfig, PluginsConfig, ThresholdsConfig,
     check_environment, ports_clash,
@@ -56,6 +57,7 @@ pub(crate) fn read_config_partial(
     let thresholds = read_thresholds(thresholds.unwrap_or(&empty), &mut problems);
     let detectors = DetectorsConfig::read(detector_tables, environments, &mut problems);
     let plugins = read_plugins(plugins.unwrap_or(&empty), &mut problems);
+    check_secrets(table, &mut problems);
 
     let list = problems.list;
     let config = Config {
@@ -98,6 +100,11 @@ fn read_daemon(table: &Table, problems: &mut Problems<'_>) -> DaemonConfig {
             d.analysis_queue_capacity,
             1..=100_000_000,
         ),
+        admission_wait_ms: s.u64("admission_wait_ms", d.admission_wait_ms, 0..=10_000),
+        sampling_rate: s.f64("sampling_rate", d.sampling_rate, 0.0..=1.0),
+        memory_high_water_pct: s
+            .int_opt("memory_high_water_pct", 1..=99)
+            .and_then(|v| u8::try_from(v).ok()),
         findings_queue_capacity: s.usize(
             "findings_queue_capacity",
             d.findings_queue_capacity,
@@ -143,6 +150,13 @@ fn read_daemon(table: &Table, problems: &mut Problems<'_>) -> DaemonConfig {
         );
         s.problem("trace_settle_ms", message);
     }
+    if c.sampling_rate == 0.0 {
+        s.problem(
+            "sampling_rate",
+            "must be above 0 (0 would analyze no trace); use 1.0 to analyze all",
+        );
+        c.sampling_rate = d.sampling_rate;
+    }
     if c.tls_cert_path.is_some() != c.tls_key_path.is_some() {
         let missing = if c.tls_cert_path.is_some() {
             "tls_key_path"
@@ -166,28 +180,11 @@ fn read_ack(table: &Table, problems: &mut Problems<'_>) -> AckConfig {
     let storage_path = path(&mut s, "storage_path");
     let toml_path = path(&mut s, "toml_path");
     let enabled = s.bool_opt("enabled");
-    // Never echo the value: it may be the secret itself.
-    let api_key_env = match s.get("api_key") {
-        None => None,
-        Some(toml::Value::String(v)) => match v.strip_prefix("env:") {
-            Some(var) if is_env_var_name(var) => Some(var.to_owned()),
-            Some(_) => {
-                s.problem("api_key", "`env:` must be followed by an environment variable name (letters, digits and `_`, not starting with a digit)");
-                None
-            }
-            None => {
-                s.problem(
-                    "api_key",
-                    "secrets never live in the config file; write `env:VAR_NAME`",
-                );
-                None
-            }
-        },
-        Some(_) => {
-            s.problem("api_key", "expected a string of the form `env:VAR_NAME`");
-            None
-        }
-    };
+    // Checked, with every other credential in the file, by `check_secrets`.
+    let api_key_env = s
+        .get("api_key")
+        .and_then(|v| env_reference(v).ok())
+        .map(str::to_owned);
     s.finish();
     AckConfig {
         enabled,
@@ -204,14 +201,6 @@ fn path(s: &mut Section<'_, '_, '_>, key: &'static str) -> Option<PathBuf> {
         return None;
     }
     Some(PathBuf::from(value))
-}
-
-fn is_env_var_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// `[detection]` keys and their ranges; only the keys the user set are kept,

@@ -345,6 +345,42 @@ fn ack_api_key_must_be_an_env_reference() {
 }
 
 #[test]
+fn credentials_anywhere_must_be_env_references_and_urls_carry_none() {
+    let text = r#"
+[green.electricity_maps]
+api_key = "abc-literal-key-123"
+endpoint = "https://api.example.com/v3"
+
+[green.kepler]
+endpoint = "http://admin:hunter2@kepler.monitoring:9102/metrics"
+auth_header = "env:KEPLER_AUTH"
+
+[green.scaphandre]
+endpoint = "http://scaphandre:8080/metrics"
+auth_header = "Bearer literal-token"
+"#;
+    let problems = match from_toml_str(text, "green.toml") {
+        Err(ConfigError::Invalid(p)) => p,
+        other => panic!("expected refusal, got {other:?}"),
+    };
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "green.electricity_maps.api_key",
+            "green.kepler.endpoint",
+            "green.scaphandre.auth_header",
+        ]
+    );
+    assert!(problems[1].message.contains("must not embed credentials"));
+    let shown = ConfigError::Invalid(problems).to_string();
+    for secret in ["abc-literal-key", "hunter2", "literal-token"] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    assert!(from_toml_str("[green.kepler]\nauth_header = \"env:KEPLER_AUTH\"\n", "ok").is_ok());
+}
+
+#[test]
 fn invalid_toml_is_a_parse_error_with_its_line() {
     match from_toml_str(
         "[daemon]\nlisten_port_grpc = 4317\nenvironment = prod\n",
@@ -400,7 +436,7 @@ fn loader_finds_files_and_names_them() {
     )));
     assert!(
         lines.iter().any(|l| l.starts_with(&format!(
-            "{fragment}: `daemon.max_fanout`: unknown key `max_fanout`; known keys: ack, analysis_queue_capacity,"
+            "{fragment}: `daemon.max_fanout`: unknown key `max_fanout`; known keys: ack, admission_wait_ms, analysis_queue_capacity,"
         ))),
         "{lines:#?}"
     );

@@ -13,6 +13,8 @@ use opentelemetry_proto::tonic::trace::v1::{Span, span, status};
 use crate::model::{Arena, AttrRef, SpanRecord, StrRef, TraceFragment};
 use crate::model::{Kind, Role};
 
+use super::sampling::Sampler;
+
 /// Per-string bounds: what a span may make the daemon hold.
 #[derive(Debug, Clone, Copy)]
 pub struct ConvertLimits {
@@ -22,6 +24,8 @@ pub struct ConvertLimits {
     pub max_string_bytes: usize,
     /// Attributes kept per span beyond the mapped ones.
     pub max_attributes: usize,
+    /// Which traces are analyzed at all (`[daemon] sampling_rate`).
+    pub sampler: Sampler,
 }
 
 impl Default for ConvertLimits {
@@ -30,6 +34,7 @@ impl Default for ConvertLimits {
             max_target_bytes: 64 * 1024,
             max_string_bytes: 4 * 1024,
             max_attributes: 128,
+            sampler: Sampler::default(),
         }
     }
 }
@@ -55,6 +60,8 @@ pub struct Converted {
     pub truncated_strings: usize,
     /// Attributes beyond `max_attributes` per span, not kept.
     pub dropped_attributes: usize,
+    /// Valid spans of traces the sampler leaves out: accepted, not analyzed.
+    pub sampled_out: usize,
 }
 
 /// Which shard owns a trace: a hash, so hostile ids cannot pick a shard.
@@ -97,6 +104,10 @@ pub fn convert(
                 };
                 let (shard, idx) = match last {
                     Some((t, s, i)) if t == trace_id => (s, i),
+                    _ if !limits.sampler.keeps(&trace_id) => {
+                        out.sampled_out += 1;
+                        continue;
+                    }
                     _ => *where_is.entry(trace_id).or_insert_with(|| {
                         let s = shard_of(&trace_id, shards);
                         out.shards[s].push(TraceFragment::new(trace_id));

@@ -87,7 +87,10 @@ impl UnaryService<Bytes> for Export {
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let ingestor = self.0.clone();
         Box::pin(async move {
-            let result = decode_protobuf(request.get_ref()).and_then(|r| ingestor.ingest(&r));
+            let result = match decode_protobuf(request.get_ref()) {
+                Ok(r) => ingestor.ingest(&r).await,
+                Err(e) => Err(e),
+            };
             match result {
                 Ok(accepted) => Ok(Response::new(ExportTraceServiceResponse {
                     partial_success: (accepted.rejected_spans > 0).then_some(

@@ -60,7 +60,7 @@ async fn receive(
         MediaType::Protobuf => decode_protobuf(&plain)?,
         MediaType::Json => decode_json(&plain)?,
     };
-    ingestor.ingest(&request)
+    ingestor.ingest(&request).await
 }
 
 /// Handles `POST /api/v2/spans`: a Zipkin v2 JSON array of spans, optionally
@@ -109,7 +109,7 @@ async fn receive_zipkin(
         ));
     }
     let plain = read_body(ingestor, encoding, body).await?;
-    ingestor.ingest(&zipkin::decode(&plain)?)
+    ingestor.ingest(&zipkin::decode(&plain)?).await
 }
 
 /// Reads the whole body, at most `max_payload_size` bytes on the wire and

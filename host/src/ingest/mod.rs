@@ -6,15 +6,20 @@ pub mod body;
 pub mod convert;
 pub mod grpc;
 pub mod http;
+pub mod memory_guard;
+pub mod sampling;
 pub mod zipkin;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 use crate::metrics::{Metrics, ReasonLabel};
 use crate::pipeline::Pipeline;
+use crate::pipeline::queue::Refusal;
 use convert::{ConvertLimits, convert};
+use sampling::Sampler;
 
 /// Why a request was refused. Each maps to an HTTP status, a gRPC code and
 /// a metric reason.
@@ -45,6 +50,8 @@ pub enum IngestError {
     AllSpansInvalid(usize),
     #[error("analysis is behind; retry later")]
     Backpressure,
+    #[error("memory use is above memory_high_water_pct; retry later")]
+    MemoryPressure,
     #[error("the daemon is shutting down; retry against another instance")]
     ShuttingDown,
 }
@@ -64,6 +71,7 @@ impl IngestError {
             IngestError::MalformedJson(_) => "malformed_json",
             IngestError::AllSpansInvalid(_) => "invalid_id",
             IngestError::Backpressure => "backpressure",
+            IngestError::MemoryPressure => "memory_pressure",
             IngestError::ShuttingDown => "shutting_down",
         }
     }
@@ -73,7 +81,9 @@ impl IngestError {
         match self {
             IngestError::PayloadTooLarge { .. } | IngestError::DecompressedTooLarge { .. } => 413,
             IngestError::UnsupportedMediaType(_) | IngestError::UnsupportedEncoding(_) => 415,
-            IngestError::Backpressure | IngestError::ShuttingDown => 503,
+            IngestError::Backpressure | IngestError::MemoryPressure | IngestError::ShuttingDown => {
+                503
+            }
             _ => 400,
         }
     }
@@ -85,7 +95,9 @@ impl IngestError {
                 tonic::Code::ResourceExhausted
             }
             IngestError::UnsupportedEncoding(_) => tonic::Code::Unimplemented,
-            IngestError::Backpressure | IngestError::ShuttingDown => tonic::Code::Unavailable,
+            IngestError::Backpressure | IngestError::MemoryPressure | IngestError::ShuttingDown => {
+                tonic::Code::Unavailable
+            }
             _ => tonic::Code::InvalidArgument,
         }
     }
@@ -122,22 +134,38 @@ pub fn decode_json(bytes: &[u8]) -> Result<ExportTraceServiceRequest, IngestErro
     serde_json::from_slice(bytes).map_err(|e| IngestError::MalformedJson(e.to_string()))
 }
 
+/// How an [`Ingestor`] admits requests (from `[daemon]`).
+#[derive(Debug, Clone, Copy)]
+pub struct IngestSettings {
+    /// Bytes, compressed and decompressed.
+    pub max_payload_size: usize,
+    /// How long a request may wait for room in the analysis queue.
+    pub admission_wait: Duration,
+    /// Which traces are analyzed.
+    pub sampler: Sampler,
+}
+
 /// The entry point both receivers call once a request is decoded.
 pub struct Ingestor {
     pipeline: Arc<Pipeline>,
     metrics: Arc<Metrics>,
     limits: ConvertLimits,
+    admission_wait: Duration,
     pub max_payload_size: usize,
 }
 
 impl Ingestor {
     /// Ingest into `pipeline`.
-    pub fn new(pipeline: Arc<Pipeline>, metrics: Arc<Metrics>, max_payload_size: usize) -> Self {
+    pub fn new(pipeline: Arc<Pipeline>, metrics: Arc<Metrics>, settings: IngestSettings) -> Self {
         Self {
             pipeline,
             metrics,
-            limits: ConvertLimits::default(),
-            max_payload_size,
+            limits: ConvertLimits {
+                sampler: settings.sampler,
+                ..ConvertLimits::default()
+            },
+            admission_wait: settings.admission_wait,
+            max_payload_size: settings.max_payload_size,
         }
     }
 
@@ -157,18 +185,34 @@ impl Ingestor {
 
     /// Converts, admits and dispatches one decoded request. A refusal is
     /// returned uncounted: the receiver counts it once with [`Self::refused`].
-    pub fn ingest(&self, request: &ExportTraceServiceRequest) -> Result<Accepted, IngestError> {
+    pub async fn ingest(
+        &self,
+        request: &ExportTraceServiceRequest,
+    ) -> Result<Accepted, IngestError> {
+        // Before converting: that would allocate what the guard protects.
+        if self.pipeline.admission.memory_pressure() {
+            return Err(IngestError::MemoryPressure);
+        }
         let converted = convert(request, self.pipeline.shard_count(), &self.limits);
         let invalid = converted.rejected_invalid_id;
-        if converted.accepted == 0 && invalid > 0 {
+        if converted.accepted == 0 && converted.sampled_out == 0 && invalid > 0 {
             return Err(IngestError::AllSpansInvalid(invalid));
         }
         if converted.accepted > 0 {
-            if !self.pipeline.admission.try_admit(converted.accepted) {
-                self.metrics.shed_spans.inc_by(converted.accepted as u64);
-                let traces: usize = converted.shards.iter().map(Vec::len).sum();
-                self.metrics.shed_traces.inc_by(traces as u64);
-                return Err(IngestError::Backpressure);
+            let admitted = self
+                .pipeline
+                .admission
+                .admit(converted.accepted, self.admission_wait)
+                .await;
+            match admitted {
+                Ok(()) => {}
+                Err(Refusal::MemoryPressure) => return Err(IngestError::MemoryPressure),
+                Err(Refusal::QueueFull) => {
+                    self.metrics.shed_spans.inc_by(converted.accepted as u64);
+                    let traces: usize = converted.shards.iter().map(Vec::len).sum();
+                    self.metrics.shed_traces.inc_by(traces as u64);
+                    return Err(IngestError::Backpressure);
+                }
             }
             if self.pipeline.dispatch(converted.shards).is_err() {
                 return Err(IngestError::ShuttingDown);
@@ -185,6 +229,11 @@ impl Ingestor {
                 })
                 .inc_by(invalid as u64);
         }
+        if converted.sampled_out > 0 {
+            self.metrics
+                .spans_sampled_out
+                .inc_by(converted.sampled_out as u64);
+        }
         if converted.truncated_strings > 0 {
             self.metrics
                 .strings_truncated
@@ -196,7 +245,9 @@ impl Ingestor {
                 .inc_by(converted.dropped_attributes as u64);
         }
         Ok(Accepted {
-            accepted_spans: converted.accepted,
+            // Sampled-out spans were taken in as far as the exporter is
+            // concerned: refusing them would only make it retry.
+            accepted_spans: converted.accepted + converted.sampled_out,
             rejected_spans: invalid,
             message: if invalid > 0 {
                 format!("{invalid} spans refused: invalid trace or span id")

@@ -97,6 +97,8 @@ pub struct Metrics {
     services: std::sync::RwLock<std::collections::HashSet<String>>,
     pub queue_depth: Gauge,
     pub queue_capacity: Gauge,
+    pub memory_pressure: Gauge,
+    pub spans_sampled_out: Counter,
     pub findings: Family<FindingLabels, CounterWithExemplar<TraceIdLabel>>,
     pub slow_duration: Family<
         IoTypeLabel,
@@ -138,6 +140,8 @@ impl Metrics {
             services: Default::default(),
             queue_depth: Gauge::default(),
             queue_capacity: Gauge::default(),
+            memory_pressure: Gauge::default(),
+            spans_sampled_out: Counter::default(),
             findings: Family::default(),
             slow_duration: Family::new_with_constructor(slow_histogram),
             findings_stdout_dropped: Counter::default(),
@@ -239,6 +243,16 @@ impl Metrics {
             "analysis_queue_capacity",
             "Spans that may wait for analysis before requests are refused",
             m.queue_capacity.clone(),
+        );
+        r.register(
+            "ingest_memory_pressure",
+            "1 while ingest is refused because memory use is above memory_high_water_pct, else 0",
+            m.memory_pressure.clone(),
+        );
+        r.register(
+            "spans_sampled_out",
+            "Spans accepted but not analyzed because sampling_rate left their trace out",
+            m.spans_sampled_out.clone(),
         );
         r.register(
             "findings",

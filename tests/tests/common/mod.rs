@@ -2,6 +2,8 @@
 //! ports with a given config, collects its stdout, and offers small clients.
 #![allow(dead_code)]
 
+pub mod raw_grpc;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -148,6 +150,15 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with extra command-line arguments.
     pub fn start_with_args(daemon_keys: &str, extra: &str, args: &[&str]) -> Daemon {
+        Self::launch(daemon_keys, extra, args, &[])
+    }
+
+    /// Like [`Daemon::start`], with extra environment variables.
+    pub fn start_with_env(daemon_keys: &str, extra: &str, env: &[(&str, &str)]) -> Daemon {
+        Self::launch(daemon_keys, extra, &[], env)
+    }
+
+    fn launch(daemon_keys: &str, extra: &str, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let dir = TempDir::new("daemon");
         let (grpc_port, http_port) = (free_port(), free_port());
         let config = format!(
@@ -162,6 +173,7 @@ impl Daemon {
             .args(args)
             .current_dir(&dir.0)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -287,6 +299,18 @@ impl Daemon {
             .text()
             .await
             .unwrap()
+    }
+
+    /// `POST /v1/traces` with `req` as protobuf.
+    pub async fn post_otlp(&self, req: &ExportTraceServiceRequest) -> reqwest::Response {
+        use prost::Message as _;
+        reqwest::Client::new()
+            .post(self.http("/v1/traces"))
+            .header("content-type", "application/x-protobuf")
+            .body(req.encode_to_vec())
+            .send()
+            .await
+            .expect("the daemon answers")
     }
 
     /// `GET /api/findings?query` parsed.
