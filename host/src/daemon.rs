@@ -234,6 +234,7 @@ pub async fn run(
                 remembered: d.max_active_traces,
             },
             queue_capacity: d.analysis_queue_capacity,
+            retained_traces: d.max_retained_traces,
             stamp: Stamp {
                 environment: d.environment.as_str().into(),
                 confidence: confidence_for(&d.environment),
@@ -281,6 +282,7 @@ pub async fn run(
 
     let state = Arc::new(ApiState {
         ingestor: ingestor.clone(),
+        pipeline: pipeline.clone(),
         store,
         metrics: metrics.clone(),
         detectors: specs.clone(),

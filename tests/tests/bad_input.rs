@@ -166,11 +166,9 @@ async fn wait_for_finding(daemon: &Daemon, trace_id: [u8; 16]) -> serde_json::Va
             Duration::from_secs(15),
             &format!("the finding of trace {trace_id}"),
             || async {
-                daemon
-                    .findings(&format!("trace_id={trace_id}"))
-                    .await
-                    .into_iter()
-                    .next()
+                let all = daemon.trace_findings(&trace_id).await;
+                let n1 = all.iter().find(|f| f["type"] == "n_plus_one_sql").cloned();
+                n1.or_else(|| all.into_iter().next())
             },
         )
         .await

@@ -6,25 +6,23 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use detector_api::Severity;
-use serde::Deserialize;
 
-use crate::findings::{FindingFilter, FindingsStore};
+use crate::findings::FindingsStore;
 use crate::ingest::Ingestor;
 use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
 use crate::pipeline::detectors::DetectorSpec;
 
-/// Most findings one `GET /api/findings` returns.
-const MAX_LIMIT: usize = 10_000;
-const DEFAULT_LIMIT: usize = 100;
+mod findings;
 
 /// What the HTTP handlers share.
 pub struct ApiState {
     pub ingestor: Arc<Ingestor>,
+    pub pipeline: Arc<Pipeline>,
     pub store: Arc<FindingsStore>,
     pub metrics: Arc<Metrics>,
     pub detectors: Vec<Arc<DetectorSpec>>,
@@ -33,6 +31,13 @@ pub struct ApiState {
     pub environment: String,
     pub started: Instant,
     pub shards: usize,
+}
+
+impl ApiState {
+    /// How `signature` is acknowledged now, as `acknowledged_by` shows it.
+    fn ack_of(&self, _signature: &str, _now: time::OffsetDateTime) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// A registered detector as `GET /api/detectors` lists it.
@@ -60,7 +65,9 @@ pub fn router(state: Arc<ApiState>, api_enabled: bool) -> Router {
         .route("/metrics", get(metrics));
     if api_enabled {
         app = app
-            .route("/api/findings", get(findings))
+            .route("/api/findings", get(findings::list))
+            .route("/api/findings/{trace_id}", get(findings::by_trace))
+            .route("/api/explain/{trace_id}", get(findings::explain))
             .route("/api/status", get(status))
             .route("/api/detectors", get(detectors));
     }
@@ -98,51 +105,6 @@ async fn metrics(State(state): State<Arc<ApiState>>, headers: axum::http::Header
         )
             .into_response()
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FindingsQuery {
-    service: Option<String>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    severity: Option<String>,
-    trace_id: Option<String>,
-    limit: Option<usize>,
-}
-
-async fn findings(
-    State(state): State<Arc<ApiState>>,
-    query: Result<Query<FindingsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let Query(q) = match query {
-        Ok(q) => q,
-        Err(e) => return bad_request(&e.body_text()),
-    };
-    let severity = match q.severity.as_deref().map(Severity::parse) {
-        Some(None) => return bad_request("severity must be one of critical, warning, info"),
-        Some(Some(s)) => Some(s),
-        None => None,
-    };
-    let filter = FindingFilter {
-        service: q.service,
-        kind: q.kind,
-        severity,
-        trace_id: q.trace_id.map(|t| t.to_ascii_lowercase()),
-        limit: q.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT),
-    };
-    let found = state.store.query(&filter);
-    // Each record holds its JSON already; join them without re-serializing.
-    let mut body = String::with_capacity(found.iter().map(|r| r.json.len() + 1).sum::<usize>() + 2);
-    body.push('[');
-    for (i, r) in found.iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(&r.json);
-    }
-    body.push(']');
-    json_response(StatusCode::OK, body)
 }
 
 async fn status(State(state): State<Arc<ApiState>>) -> Response {
@@ -202,6 +164,10 @@ async fn detectors(State(state): State<Arc<ApiState>>) -> Response {
         })
         .collect();
     json_response(StatusCode::OK, serde_json::Value::Array(list).to_string())
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    json_response(status, serde_json::json!({ "error": message }).to_string())
 }
 
 fn bad_request(message: &str) -> Response {

@@ -83,6 +83,8 @@ pub struct DaemonConfig {
     /// Bytes, for compressed and decompressed request bodies alike.
     pub max_payload_size: usize,
     pub max_retained_findings: usize,
+    /// Analyzed traces kept for `GET /api/explain` (0 keeps none).
+    pub max_retained_traces: usize,
     /// Spans waiting for analysis, across all shards.
     pub analysis_queue_capacity: usize,
     /// How long a request waits for room in the analysis queue before it is
@@ -133,6 +135,7 @@ impl Default for DaemonConfig {
             max_events_per_trace: 1_000,
             max_payload_size: 16 * 1024 * 1024,
             max_retained_findings: 10_000,
+            max_retained_traces: 1_000,
             analysis_queue_capacity: 100_000,
             admission_wait_ms: 50,
             sampling_rate: 1.0,

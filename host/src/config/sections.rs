@@ -95,6 +95,7 @@ fn read_daemon(table: &Table, problems: &mut Problems<'_>) -> DaemonConfig {
             d.max_retained_findings,
             1..=10_000_000,
         ),
+        max_retained_traces: s.usize("max_retained_traces", d.max_retained_traces, 0..=1_000_000),
         analysis_queue_capacity: s.usize(
             "analysis_queue_capacity",
             d.analysis_queue_capacity,

@@ -2,10 +2,12 @@
 //! bounded store the API reads, and the single writer that feeds the store,
 //! the metrics and stdout.
 
+mod fold;
 mod record;
 mod sink;
 mod store;
 
-pub use record::{FindingRecord, Stamp, confidence_for, io_intensity};
+pub use fold::{Folded, fold};
+pub use record::{FindingRecord, Stamp, confidence_for, io_intensity, rfc3339};
 pub use sink::{FindingsSink, SinkThreads, spawn_sink};
 pub use store::{FindingFilter, FindingsStore};

@@ -209,6 +209,12 @@ impl Rfc3339Ns {
     }
 }
 
+/// Nanoseconds since the Unix epoch as RFC 3339 UTC, as findings print it.
+pub fn rfc3339(ns: u64) -> String {
+    let mut buf = [0u8; 32];
+    Rfc3339Ns(ns).write(&mut buf).to_owned()
+}
+
 impl Serialize for Rfc3339Ns {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut buf = [0u8; 32];

@@ -19,7 +19,7 @@ use crate::model::TraceFragment;
 const QUEUE: usize = 1024;
 
 /// A trace on its way to the cross-trace stage.
-pub type CrossMsg = (TraceFragment, Prepared);
+pub type CrossMsg = (Arc<TraceFragment>, Prepared);
 
 /// Starts the stage; it ends once every sender is dropped, after a last
 /// flush.

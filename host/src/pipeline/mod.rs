@@ -5,6 +5,7 @@
 pub mod analyze;
 pub mod cross;
 pub mod detectors;
+pub mod explain;
 pub mod queue;
 pub mod shard;
 
@@ -39,6 +40,8 @@ pub struct PipelineSettings {
     pub limits: WindowLimits,
     pub queue_capacity: usize,
     pub stamp: Stamp,
+    /// Analyzed traces kept for explain, across all shards.
+    pub retained_traces: usize,
 }
 
 /// Why the pipeline could not start.
@@ -105,6 +108,7 @@ impl Pipeline {
                 admission: admission.clone(),
                 metrics: metrics.clone(),
                 sink: sink.clone(),
+                retained: explain::RetainedTraces::new(settings.retained_traces.div_ceil(shards)),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("shard-{i}"))
@@ -121,6 +125,20 @@ impl Pipeline {
     }
 
     /// Number of shards.
+    /// The trace `trace_id` as a span tree, from the shard that owns it;
+    /// `None` when it is neither in the window nor retained.
+    pub async fn explain(
+        &self,
+        trace_id: detector_api::TraceId,
+    ) -> Result<Option<explain::ExplainedTrace>, ShardsStopped> {
+        let shard = crate::ingest::convert::shard_of(&trace_id, self.senders.len());
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.senders[shard]
+            .send(ShardMsg::Explain { trace_id, reply })
+            .map_err(|_| ShardsStopped)?;
+        answer.await.map_err(|_| ShardsStopped)
+    }
+
     pub fn shard_count(&self) -> usize {
         self.senders.len()
     }

@@ -18,6 +18,11 @@ pub enum ShardMsg {
         fragments: Vec<TraceFragment>,
         spans: usize,
     },
+    /// Render a trace held in the window or retained after analysis.
+    Explain {
+        trace_id: detector_api::TraceId,
+        reply: tokio::sync::oneshot::Sender<Option<super::explain::ExplainedTrace>>,
+    },
     /// Analyze everything held, then exit.
     Shutdown,
 }

@@ -10,6 +10,7 @@ use std::sync::mpsc::SyncSender;
 
 use super::analyze::{Analyzer, PrepScratch, io_accounting_by_service, prepare, with_view};
 use super::cross::CrossMsg;
+use super::explain::{RetainedTraces, TraceSource, explain};
 use super::queue::{Admission, ShardMsg};
 use crate::findings::FindingsSink;
 use crate::metrics::{Metrics, ReasonLabel};
@@ -32,6 +33,8 @@ pub struct Shard {
     pub admission: Arc<Admission>,
     pub metrics: Arc<Metrics>,
     pub sink: FindingsSink,
+    /// Analyzed traces kept for `GET /api/explain`.
+    pub retained: RetainedTraces,
 }
 
 pub(crate) fn wall_ns() -> u64 {
@@ -57,6 +60,17 @@ impl Shard {
                     self.take(fragments, &mut closed);
                     self.admission.release(spans);
                 }
+                Ok(ShardMsg::Explain { trace_id, reply }) => {
+                    let found = match self.window.get(&trace_id) {
+                        Some(f) => Some(explain(f, TraceSource::Window)),
+                        None => self
+                            .retained
+                            .get(&trace_id)
+                            .map(|f| explain(f, TraceSource::Retained)),
+                    };
+                    // The asker may have given up; nothing to do then.
+                    let _ = reply.send(found);
+                }
                 Ok(ShardMsg::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {}
             }
@@ -69,10 +83,16 @@ impl Shard {
         }
         // Batches still queued were answered OK: analyze them too.
         while let Ok(msg) = self.rx.try_recv() {
-            if let ShardMsg::Batch { fragments, spans } = msg {
-                self.take(fragments, &mut closed);
-                self.admission.release(spans);
-                self.analyze_all(&mut closed);
+            match msg {
+                ShardMsg::Batch { fragments, spans } => {
+                    self.take(fragments, &mut closed);
+                    self.admission.release(spans);
+                    self.analyze_all(&mut closed);
+                }
+                ShardMsg::Explain { reply, .. } => {
+                    let _ = reply.send(None);
+                }
+                ShardMsg::Shutdown => {}
             }
         }
         self.window.drain(&mut closed);
@@ -129,9 +149,11 @@ impl Shard {
                 })
                 .inc();
             self.sink.publish(records);
+            let fragment = Arc::new(c.fragment);
+            self.retained.keep(fragment.clone());
             if let Some(cross) = &self.cross {
                 // Blocks when the stage is behind: backpressure, not loss.
-                let _ = cross.send((c.fragment, prep));
+                let _ = cross.send((fragment, prep));
             }
         }
     }

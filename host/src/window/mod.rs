@@ -90,6 +90,11 @@ impl TraceWindow {
         }
     }
 
+    /// The trace `trace_id` as held so far.
+    pub fn get(&self, trace_id: &TraceId) -> Option<&TraceFragment> {
+        self.traces.get(trace_id).map(|e| &e.fragment)
+    }
+
     /// Traces held.
     pub fn len(&self) -> usize {
         self.traces.len()

@@ -313,7 +313,13 @@ impl Daemon {
             .expect("the daemon answers")
     }
 
-    /// `GET /api/findings?query` parsed.
+    /// `GET /api/findings/{trace_id}`: every finding of one trace, unfolded.
+    pub async fn trace_findings(&self, trace_id: &str) -> Vec<serde_json::Value> {
+        let text = self.get(&format!("/api/findings/{trace_id}")).await;
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad findings JSON ({e}): {text}"))
+    }
+
+    /// `GET /api/findings?query` parsed (folded by signature).
     pub async fn findings(&self, query: &str) -> Vec<serde_json::Value> {
         let text = self.get(&format!("/api/findings?{query}")).await;
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad findings JSON ({e}): {text}"))
