@@ -93,6 +93,10 @@ pub struct Prepared {
 
 /// Shortest API key accepted: anything shorter is guessable.
 const MIN_API_KEY_LEN: usize = 12;
+/// Keys shorter than this start with a warning.
+const COMFORTABLE_API_KEY_LEN: usize = 16;
+/// Sets `[daemon.ack] api_key` when the file does not name a variable.
+pub const ACK_API_KEY_ENV: &str = "PERF_SENTINEL_ACK_API_KEY";
 
 /// Resolves an `env:VAR` secret: the variable must be set and not empty.
 fn resolve_secret(var: &str, key: &str, min_len: usize) -> Result<String, String> {
@@ -163,7 +167,14 @@ pub fn prepare(
         .source
         .as_ref()
         .map_or_else(|| "<defaults>".to_owned(), |p| p.display().to_string());
-    let ack_api_key = match &config.daemon.ack.api_key_env {
+    // The file's `env:` reference first, else the documented variable.
+    let api_key_var = config
+        .daemon
+        .ack
+        .api_key_env
+        .clone()
+        .or_else(|| std::env::var_os(ACK_API_KEY_ENV).map(|_| ACK_API_KEY_ENV.to_owned()));
+    let ack_api_key = match &api_key_var {
         Some(var) => match resolve_secret(var, "daemon.ack.api_key", MIN_API_KEY_LEN) {
             Ok(v) => Some(v),
             Err(message) => {
@@ -177,6 +188,13 @@ pub fn prepare(
         },
         None => None,
     };
+    if api_key_var.is_some() && config.daemon.cors_allowed_origins.iter().any(|o| o == "*") {
+        problems.push(crate::config::ConfigProblem {
+            file: source.clone(),
+            key: "daemon.cors.allowed_origins".into(),
+            message: "`*` lets any web page drive the API with a browser's stored key; list the origins when an API key is set".into(),
+        });
+    }
     if problems.is_empty() {
         Ok(Prepared {
             config,
@@ -281,6 +299,7 @@ pub async fn run(
     };
 
     let state = Arc::new(ApiState {
+        config: Arc::new(config.clone()),
         ingestor: ingestor.clone(),
         pipeline: pipeline.clone(),
         store,
@@ -360,6 +379,14 @@ pub async fn run(
                 None
             }
         });
+    if ack_api_key
+        .as_ref()
+        .is_some_and(|k| k.chars().count() < COMFORTABLE_API_KEY_LEN)
+    {
+        tracing::warn!(
+            "the ack API key is shorter than {COMFORTABLE_API_KEY_LEN} characters: use a longer random key"
+        );
+    }
     for w in config.comfort_warnings() {
         tracing::warn!(file = %w.file, key = %w.key, "{}", w.message);
     }

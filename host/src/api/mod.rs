@@ -17,10 +17,12 @@ use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::pipeline::detectors::DetectorSpec;
 
+mod effective_config;
 mod findings;
 
 /// What the HTTP handlers share.
 pub struct ApiState {
+    pub config: Arc<crate::config::Config>,
     pub ingestor: Arc<Ingestor>,
     pub pipeline: Arc<Pipeline>,
     pub store: Arc<FindingsStore>,
@@ -64,14 +66,45 @@ pub fn router(state: Arc<ApiState>, api_enabled: bool) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics));
     if api_enabled {
-        app = app
+        let mut api = Router::new()
             .route("/api/findings", get(findings::list))
             .route("/api/findings/{trace_id}", get(findings::by_trace))
             .route("/api/explain/{trace_id}", get(findings::explain))
             .route("/api/status", get(status))
-            .route("/api/detectors", get(detectors));
+            .route("/api/detectors", get(detectors))
+            .route("/api/config", get(effective_config::show));
+        // Only the API speaks to browsers; ingest and metrics never need CORS.
+        if let Some(cors) = cors_layer(&state.config.daemon.cors_allowed_origins) {
+            api = api.layer(cors);
+        }
+        app = app.merge(api);
     }
     app.with_state(state).merge(ingest)
+}
+
+/// `[daemon.cors] allowed_origins` as a layer; `None` when empty.
+fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        // Validated at load as `scheme://host[:port]`, so they parse.
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([
+                axum::http::header::CONTENT_TYPE,
+                HeaderName::from_static("x-api-key"),
+                HeaderName::from_static("x-user-id"),
+            ]),
+    )
 }
 
 async fn health() -> Response {

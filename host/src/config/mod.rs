@@ -68,7 +68,7 @@ impl Default for Config {
 }
 
 /// `[daemon]`: listeners, bounds and queues.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DaemonConfig {
     pub listen_address: IpAddr,
     pub listen_port_grpc: u16,
@@ -120,6 +120,9 @@ pub struct DaemonConfig {
     pub http_request_timeout_ms: u64,
     /// `[daemon.ack]`.
     pub ack: AckConfig,
+    /// `[daemon.cors] allowed_origins`: browser origins allowed to call
+    /// `/api/*` (`*` for any).
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for DaemonConfig {
@@ -154,24 +157,33 @@ impl Default for DaemonConfig {
             http_header_timeout_ms: 10_000,
             http_request_timeout_ms: 30_000,
             ack: AckConfig::default(),
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
 
 /// `[daemon.ack]`, checked but not interpreted: unset keys stay `None` so
 /// the acks module owns their defaults.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct AckConfig {
     pub enabled: Option<bool>,
     pub storage_path: Option<PathBuf>,
     /// The environment variable holding the API key (from `api_key =
-    /// "env:NAME"`), not resolved yet.
+    /// "env:NAME"`), not resolved yet. Shown as the reference, never the key.
+    #[serde(rename = "api_key", serialize_with = "as_env_reference")]
     pub api_key_env: Option<String>,
     pub toml_path: Option<PathBuf>,
 }
 
+fn as_env_reference<S: serde::Serializer>(var: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match var {
+        Some(v) => s.collect_str(&format_args!("env:{v}")),
+        None => s.serialize_none(),
+    }
+}
+
 /// `[thresholds]`: the CI gate's limits.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ThresholdsConfig {
     pub n_plus_one_sql_critical_max: u32,
     pub n_plus_one_http_warning_max: u32,
@@ -191,7 +203,7 @@ impl Default for ThresholdsConfig {
 }
 
 /// `[plugins]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PluginsConfig {
     /// Plugin files or directories, as written.
     pub paths: Vec<PathBuf>,

@@ -140,6 +140,7 @@ fn read_daemon(table: &Table, problems: &mut Problems<'_>) -> DaemonConfig {
             100..=3_600_000,
         ),
         ack: AckConfig::default(),
+        cors_allowed_origins: Vec::new(),
     };
     if c.listen_port_grpc == c.listen_port_http {
         s.problem("listen_port_http", ports_clash(c.listen_port_http));
@@ -172,6 +173,9 @@ fn read_daemon(table: &Table, problems: &mut Problems<'_>) -> DaemonConfig {
     if let Some(ack) = s.table("ack") {
         c.ack = read_ack(ack, s.problems());
     }
+    if let Some(cors) = s.table("cors") {
+        c.cors_allowed_origins = read_cors(cors, s.problems());
+    }
     s.finish();
     c
 }
@@ -193,6 +197,37 @@ fn read_ack(table: &Table, problems: &mut Problems<'_>) -> AckConfig {
         api_key_env,
         toml_path,
     }
+}
+
+fn read_cors(table: &Table, problems: &mut Problems<'_>) -> Vec<String> {
+    let mut s = Section::new("daemon.cors", table, problems);
+    let origins = s.string_array("allowed_origins").unwrap_or_default();
+    let (good, bad): (Vec<_>, Vec<_>) = origins.into_iter().partition(|o| is_origin(o));
+    for origin in bad {
+        s.problem(
+            "allowed_origins",
+            format!(
+                "{origin:?} is not an origin: write `*` or `scheme://host[:port]`, without path or trailing slash"
+            ),
+        );
+    }
+    s.finish();
+    good
+}
+
+/// `*`, or `http(s)://host[:port]` as browsers send it in `Origin`.
+fn is_origin(text: &str) -> bool {
+    if text == "*" {
+        return true;
+    }
+    let Some((scheme, host)) = text.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https")
+        && !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
 fn path(s: &mut Section<'_, '_, '_>, key: &'static str) -> Option<PathBuf> {
