@@ -5,6 +5,7 @@
 //! Pure logic; the HTTP handlers map [`AckError::http_status`] to responses.
 
 mod baseline;
+mod entry;
 mod error;
 mod file;
 mod service;
@@ -19,10 +20,11 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 pub use baseline::{Baseline, BaselineAck, MAX_BASELINE_BYTES};
+pub use entry::Ack;
 pub use error::{AckError, BaselineProblem};
 pub use service::{AckInfo, AckService, AckSource};
 pub use signature::{MAX_SIGNATURE_BYTES, validate_signature};
-pub use store::{Ack, AckStore, Limits, ReplayReport, SkippedLine};
+pub use store::{AckStore, Limits, ReplayReport, SkippedLine};
 pub use text::{ANONYMOUS, MAX_BY_CHARS, MAX_REASON_CHARS, clean_by, clean_reason};
 
 /// Where the runtime store lives when `[daemon.ack] storage_path` is unset:

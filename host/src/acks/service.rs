@@ -6,8 +6,8 @@
 use serde::Serialize;
 use time::{OffsetDateTime, UtcOffset};
 
+use super::entry::rfc3339;
 use super::signature::validate_signature;
-use super::store::rfc3339;
 use super::text::{clean_by, clean_reason};
 use super::{Ack, AckError, AckStore, Baseline};
 

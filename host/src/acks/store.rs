@@ -8,13 +8,10 @@ use std::fs::File;
 use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize, Serializer};
-use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
-use super::signature::validate_signature;
-use super::text::{clean_by, clean_reason};
-use super::{AckError, file};
+use super::entry::{Action, ack_line, parse_line, unack_line};
+use super::{Ack, AckError, file};
 
 /// Bounds on the store; [`Limits::default`] is what the daemon uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,55 +32,6 @@ impl Default for Limits {
             max_file_bytes: 64 * 1024 * 1024,
         }
     }
-}
-
-/// One runtime acknowledgment. Serializes as
-/// `{"signature","by","reason","at","expires_at"}` with RFC 3339 times.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ack {
-    pub signature: String,
-    pub by: String,
-    pub reason: String,
-    pub at: OffsetDateTime,
-    /// The ack stops applying at this instant.
-    pub expires_at: Option<OffsetDateTime>,
-}
-
-impl Ack {
-    /// Not expired at `now`.
-    pub fn is_active(&self, now: OffsetDateTime) -> bool {
-        self.expires_at.is_none_or(|end| now < end)
-    }
-}
-
-impl Serialize for Ack {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::Error;
-        #[derive(Serialize)]
-        struct AckJson<'a> {
-            signature: &'a str,
-            by: &'a str,
-            reason: &'a str,
-            at: String,
-            expires_at: Option<String>,
-        }
-        AckJson {
-            signature: &self.signature,
-            by: &self.by,
-            reason: &self.reason,
-            at: rfc3339(self.at).map_err(S::Error::custom)?,
-            expires_at: self
-                .expires_at
-                .map(rfc3339)
-                .transpose()
-                .map_err(S::Error::custom)?,
-        }
-        .serialize(serializer)
-    }
-}
-
-pub(crate) fn rfc3339(t: OffsetDateTime) -> Result<String, time::error::Format> {
-    t.to_offset(UtcOffset::UTC).format(&Rfc3339)
 }
 
 /// What replaying the file at open found, for the caller to log.
@@ -123,46 +71,6 @@ pub struct SkippedLine {
     /// 1-based.
     pub line: usize,
     pub reason: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Action {
-    Ack,
-    Unack,
-}
-
-#[derive(Serialize)]
-struct AckLine<'a> {
-    action: Action,
-    signature: &'a str,
-    by: &'a str,
-    reason: &'a str,
-    at: String,
-    expires_at: Option<String>,
-}
-
-#[derive(Serialize)]
-struct UnackLine<'a> {
-    action: Action,
-    signature: &'a str,
-    by: &'a str,
-    at: String,
-}
-
-/// A line as read; unknown fields are ignored so a newer version's file
-/// still replays.
-#[derive(Deserialize)]
-struct LineIn {
-    action: Action,
-    signature: String,
-    #[serde(default)]
-    by: Option<String>,
-    #[serde(default)]
-    reason: Option<String>,
-    at: String,
-    #[serde(default)]
-    expires_at: Option<String>,
 }
 
 /// The runtime ack store. Not internally synchronized: the daemon keeps it
@@ -273,13 +181,7 @@ impl AckStore {
             });
         }
         self.acks.retain(|_, ack| ack.is_active(at));
-        let line = serde_json::to_string(&UnackLine {
-            action: Action::Unack,
-            signature,
-            by,
-            at: rfc3339(at).map_err(|e| invalid("at", &e))?,
-        })
-        .map_err(|e| invalid("signature", &e))?;
+        let line = unack_line(signature, by, at)?;
         self.append(&line)?;
         self.acks.remove(signature);
         Ok(())
@@ -344,29 +246,6 @@ impl AckStore {
     }
 }
 
-fn invalid(field: &'static str, e: &dyn std::fmt::Display) -> AckError {
-    AckError::InvalidInput {
-        field,
-        message: e.to_string(),
-    }
-}
-
-fn ack_line(ack: &Ack) -> Result<String, AckError> {
-    let line = AckLine {
-        action: Action::Ack,
-        signature: &ack.signature,
-        by: &ack.by,
-        reason: &ack.reason,
-        at: rfc3339(ack.at).map_err(|e| invalid("at", &e))?,
-        expires_at: ack
-            .expires_at
-            .map(rfc3339)
-            .transpose()
-            .map_err(|e| invalid("expires_at", &e))?,
-    };
-    serde_json::to_string(&line).map_err(|e| invalid("signature", &e))
-}
-
 /// The compacted file: one ack line per active ack.
 fn render(acks: &BTreeMap<String, Ack>) -> Result<Vec<u8>, AckError> {
     let mut out = Vec::new();
@@ -421,30 +300,6 @@ fn replay(
         }
     }
     Ok(())
-}
-
-/// A line's action and ack (for an unack only the signature matters).
-/// Text is cleaned again: the file may have been edited by hand.
-fn parse_line(bytes: &[u8]) -> Result<(Action, Ack), String> {
-    let line: LineIn = serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
-    validate_signature(&line.signature).map_err(|e| e.to_string())?;
-    let time = |field: &str, value: &str| {
-        OffsetDateTime::parse(value, &Rfc3339)
-            .map(|t| t.to_offset(UtcOffset::UTC))
-            .map_err(|e| format!("`{field}` is not an RFC 3339 time: {e}"))
-    };
-    let ack = Ack {
-        at: time("at", &line.at)?,
-        expires_at: line
-            .expires_at
-            .as_deref()
-            .map(|t| time("expires_at", t))
-            .transpose()?,
-        by: clean_by(line.by.as_deref().unwrap_or_default()),
-        reason: clean_reason(line.reason.as_deref().unwrap_or_default()),
-        signature: line.signature,
-    };
-    Ok((line.action, ack))
 }
 
 #[cfg(test)]

@@ -335,3 +335,31 @@ fn the_store_can_move_between_threads() {
     fn send<T: Send>() {}
     send::<AckStore>();
 }
+
+#[test]
+fn a_failed_write_changes_nothing_and_the_next_one_still_lands() {
+    let dir = TempDir::new("failed");
+    let path = dir.join("acks.jsonl");
+    let mut store = open(&path);
+    store.ack(entry(1, None)).unwrap();
+    // A read-only handle: the append fails, and so does cutting it back.
+    store.file = File::open(&path).unwrap();
+    let err = store.ack(entry(2, None)).unwrap_err();
+    assert!(matches!(err, AckError::Io { .. }), "{err:?}");
+    assert_eq!(err.http_status(), 500);
+    assert!(store.get(&sig(2), NOW).is_none());
+    let err = store.unack(&sig(1), "u", NOW).unwrap_err();
+    assert!(matches!(err, AckError::Io { .. }), "{err:?}");
+    assert!(store.get(&sig(1), NOW).is_some());
+
+    store.file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    store.ack(entry(3, None)).unwrap();
+    drop(store);
+    let store = open(&path);
+    assert!(store.replay_report().skipped.is_empty());
+    let active: Vec<String> = store.active(NOW).into_iter().map(|a| a.signature).collect();
+    assert_eq!(active, [sig(1), sig(3)]);
+}

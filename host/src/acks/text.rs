@@ -32,7 +32,7 @@ pub fn clean_reason(reason: &str) -> String {
 /// whitespace (newline, tab) becomes a space rather than vanishing, so
 /// "line one\nline two" does not become "line oneline two".
 pub fn clean(text: &str, max_chars: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(max_chars * 4));
+    let mut out = String::with_capacity(text.len().min(max_chars.saturating_mul(4)));
     let mut kept = 0;
     for c in text
         .trim_start_matches(|c: char| c.is_whitespace() || is_dropped(c))
