@@ -2,6 +2,7 @@
 //! metrics, API and configuration. The binary (`main.rs`) is a thin CLI over
 //! this library, which also serves the benches and tests.
 
+pub mod acks;
 pub mod api;
 pub mod config;
 pub mod daemon;
