@@ -40,6 +40,8 @@ pub enum DaemonError {
     },
     #[error("cannot start the findings writer: {0}")]
     Sink(std::io::Error),
+    #[error("acknowledgments: {0}")]
+    Acks(#[from] crate::acks::AckError),
 }
 
 /// Every registered detector with its origin and whether the configuration
@@ -227,6 +229,9 @@ pub async fn run(
         ..
     } = prepared;
     let d = &config.daemon;
+    let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
+    let acks = crate::acks::start_service(&d.ack, &cwd)?
+        .map(|service| Arc::new(std::sync::Mutex::new(service)));
     let metrics = Arc::new(Metrics::new());
     let store = Arc::new(FindingsStore::new(d.max_retained_findings));
     let (sink, sink_threads) = spawn_sink(
@@ -300,6 +305,8 @@ pub async fn run(
 
     let state = Arc::new(ApiState {
         config: Arc::new(config.clone()),
+        acks,
+        api_key: ack_api_key.clone(),
         ingestor: ingestor.clone(),
         pipeline: pipeline.clone(),
         store,

@@ -59,6 +59,7 @@ pub(super) async fn list(
     let records = state.store.query(&filter);
     let include_acked = q.include_acked.unwrap_or(false);
     let now = time::OffsetDateTime::now_utc();
+    let acks = state.ack_reader();
     let mut body = String::from("[");
     let mut shown = 0;
     for folded in fold(records.iter()) {
@@ -68,7 +69,10 @@ pub(super) async fn list(
         if severity.is_some_and(|s| folded.shown.finding.severity != s) {
             continue;
         }
-        let ack = state.ack_of(&folded.shown.signature, now);
+        let ack = acks
+            .as_ref()
+            .and_then(|a| a.lookup(&folded.shown.signature, now))
+            .and_then(|info| serde_json::to_value(info).ok());
         if ack.is_some() && !include_acked {
             continue;
         }

@@ -17,12 +17,17 @@ use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::pipeline::detectors::DetectorSpec;
 
+mod acks;
 mod effective_config;
 mod findings;
 
 /// What the HTTP handlers share.
 pub struct ApiState {
     pub config: Arc<crate::config::Config>,
+    /// `None` when `[daemon.ack] enabled = false`.
+    pub acks: Option<Arc<std::sync::Mutex<crate::acks::AckService>>>,
+    /// `[daemon.ack] api_key`, resolved: guards the ack routes.
+    pub api_key: Option<String>,
     pub ingestor: Arc<Ingestor>,
     pub pipeline: Arc<Pipeline>,
     pub store: Arc<FindingsStore>,
@@ -36,9 +41,11 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    /// How `signature` is acknowledged now, as `acknowledged_by` shows it.
-    fn ack_of(&self, _signature: &str, _now: time::OffsetDateTime) -> Option<serde_json::Value> {
-        None
+    /// The ack service, locked, for reads that do no I/O.
+    fn ack_reader(&self) -> Option<std::sync::MutexGuard<'_, crate::acks::AckService>> {
+        self.acks
+            .as_ref()
+            .map(|a| a.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -72,7 +79,14 @@ pub fn router(state: Arc<ApiState>, api_enabled: bool) -> Router {
             .route("/api/explain/{trace_id}", get(findings::explain))
             .route("/api/status", get(status))
             .route("/api/detectors", get(detectors))
-            .route("/api/config", get(effective_config::show));
+            .route("/api/config", get(effective_config::show))
+            .route(
+                "/api/findings/{signature}/ack",
+                post(acks::create)
+                    .delete(acks::revoke)
+                    .layer(axum::extract::DefaultBodyLimit::max(acks::MAX_BODY)),
+            )
+            .route("/api/acks", get(acks::list));
         // Only the API speaks to browsers; ingest and metrics never need CORS.
         if let Some(cors) = cors_layer(&state.config.daemon.cors_allowed_origins) {
             api = api.layer(cors);

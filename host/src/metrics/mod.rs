@@ -20,6 +20,17 @@ pub struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabel {
+    pub action: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionReasonLabels {
+    pub action: &'static str,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FindingLabels {
     #[prometheus(flatten)]
     pub kind: TypeLabel,
@@ -98,6 +109,8 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     pub queue_capacity: Gauge,
     pub memory_pressure: Gauge,
+    pub ack_operations: Family<ActionLabel, Counter>,
+    pub ack_operations_failed: Family<ActionReasonLabels, Counter>,
     pub spans_sampled_out: Counter,
     pub findings: Family<FindingLabels, CounterWithExemplar<TraceIdLabel>>,
     pub slow_duration: Family<
@@ -141,6 +154,8 @@ impl Metrics {
             queue_depth: Gauge::default(),
             queue_capacity: Gauge::default(),
             memory_pressure: Gauge::default(),
+            ack_operations: Family::default(),
+            ack_operations_failed: Family::default(),
             spans_sampled_out: Counter::default(),
             findings: Family::default(),
             slow_duration: Family::new_with_constructor(slow_histogram),
@@ -248,6 +263,16 @@ impl Metrics {
             "ingest_memory_pressure",
             "1 while ingest is refused because memory use is above memory_high_water_pct, else 0",
             m.memory_pressure.clone(),
+        );
+        r.register(
+            "ack_operations",
+            "Acknowledgment API operations that succeeded, by action (ack, unack, list)",
+            m.ack_operations.clone(),
+        );
+        r.register(
+            "ack_operations_failed",
+            "Acknowledgment API operations refused, by action and reason",
+            m.ack_operations_failed.clone(),
         );
         r.register(
             "spans_sampled_out",

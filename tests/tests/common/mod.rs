@@ -173,6 +173,8 @@ impl Daemon {
             .args(args)
             .current_dir(&dir.0)
             .env("RUST_LOG", "info")
+            // The default ack store lives under the data dir: one per daemon.
+            .env("XDG_DATA_HOME", &dir.0)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -248,6 +250,7 @@ impl Daemon {
             .arg("--config")
             .arg(&path)
             .current_dir(&dir.0)
+            .env("XDG_DATA_HOME", &dir.0)
             .stdin(Stdio::null())
             .output()
             .expect("cannot run perf-sentinel");
