@@ -4,6 +4,7 @@
 
 pub mod acks;
 pub mod api;
+pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod findings;

@@ -11,6 +11,8 @@ use perf_sentinel::daemon;
 use perf_sentinel::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
+mod remote;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -39,6 +41,109 @@ enum Command {
     /// Work with the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Acknowledge findings on a running daemon (or revoke, or list).
+    #[command(subcommand)]
+    Ack(AckCommand),
+    /// Read what a running daemon knows.
+    #[command(subcommand)]
+    Query(QueryCommand),
+}
+
+#[derive(Subcommand)]
+enum AckCommand {
+    /// Acknowledge the finding with this signature.
+    Create {
+        signature: String,
+        /// Who acknowledges (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+        /// Why it is acceptable.
+        #[arg(long)]
+        reason: Option<String>,
+        /// When the acknowledgment lapses (RFC 3339, e.g. 2026-12-31T23:59:59Z).
+        #[arg(long)]
+        expires_at: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Revoke the runtime acknowledgment of this signature.
+    Revoke {
+        signature: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List the active runtime acknowledgments.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueryCommand {
+    /// Findings, folded by signature, newest first.
+    Findings {
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// critical, warning or info.
+        #[arg(long)]
+        severity: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Also show acknowledged findings, annotated.
+        #[arg(long)]
+        include_acked: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// The daemon's counters and detectors.
+    Status {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Findings that repeatedly follow each other across services.
+    Correlations {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// One trace as a span tree with its findings.
+    Explain {
+        trace_id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// Where the daemon is and how to print its answers.
+#[derive(clap::Args)]
+struct Remote {
+    /// The daemon's HTTP port.
+    #[arg(
+        long,
+        env = "PERF_SENTINEL_DAEMON",
+        default_value = "http://127.0.0.1:4318"
+    )]
+    daemon: String,
+    /// `text` (default) or `json` (the API's answer as is).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// A file whose first line is the API key (else $PERF_SENTINEL_DAEMON_API_KEY).
+    #[arg(long)]
+    api_key_file: Option<PathBuf>,
+    /// PEM certificate(s) to trust, for a daemon with a self-signed certificate.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Seconds to wait for the daemon.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -77,7 +182,14 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    // Remote commands need no local configuration: a bad file must not
+    // stop an operator from querying the daemon that runs fine.
+    match cli.command.take() {
+        Some(Command::Ack(cmd)) => return remote::ack(cmd),
+        Some(Command::Query(cmd)) => return remote::query(cmd),
+        other => cli.command = other,
+    }
     let mut overrides = match &cli.command {
         Some(Command::Watch(args)) => daemon::Overrides {
             listen_address: args.listen_address,
@@ -118,6 +230,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Watch(_)) | None => watch(prepared),
+        // Answered before the configuration was read.
+        Some(Command::Ack(_) | Command::Query(_)) => ExitCode::SUCCESS,
     }
 }
 

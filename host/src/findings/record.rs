@@ -46,10 +46,16 @@ pub fn signature(f: &Finding) -> String {
     let mut out = String::with_capacity(f.kind.len() + f.service.len() + f.endpoint.len() + 3 + 32);
     out.push_str(&f.kind);
     out.push(':');
-    out.push_str(&f.service);
+    // Control characters (from hostile or broken instrumentation) would
+    // make the signature unusable in a URL path or a terminal.
+    out.extend(
+        f.service
+            .chars()
+            .map(|c| if c.is_control() { '_' } else { c }),
+    );
     out.push(':');
     out.extend(f.endpoint.chars().map(|c| {
-        if c == '/' || c.is_whitespace() {
+        if c == '/' || c.is_whitespace() || c.is_control() {
             '_'
         } else {
             c
@@ -435,6 +441,11 @@ mod tests {
         assert_eq!(
             signature(&f),
             "redundant_sql:svc:POST__a_b:ba7816bf8f01cfea414140de5dae2223"
+        );
+        let hostile = f.clone().service("a\u{1b}[2Jb").endpoint("GET /x\u{7}");
+        assert_eq!(
+            signature(&hostile),
+            "redundant_sql:a_[2Jb:GET__x_:ba7816bf8f01cfea414140de5dae2223"
         );
     }
 

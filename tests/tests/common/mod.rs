@@ -159,6 +159,9 @@ impl Daemon {
     }
 
     fn launch(daemon_keys: &str, extra: &str, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        // reqwest is built without a bundled TLS provider (the host's CLI
+        // client installs ring); the tests' clients need one too.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = TempDir::new("daemon");
         let (grpc_port, http_port) = (free_port(), free_port());
         let config = format!(
