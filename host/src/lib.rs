@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod config;
+pub mod correlation;
 pub mod daemon;
 pub mod findings;
 pub mod ingest;
