@@ -103,7 +103,7 @@ pub const ACK_API_KEY_ENV: &str = "PERF_SENTINEL_ACK_API_KEY";
 /// Resolves an `env:VAR` secret: the variable must be set and not empty.
 fn resolve_secret(var: &str, key: &str, min_len: usize) -> Result<String, String> {
     match std::env::var(var) {
-        Ok(v) if v.len() >= min_len => Ok(v),
+        Ok(v) if v.chars().count() >= min_len => Ok(v),
         Ok(v) if v.is_empty() => Err(format!(
             "environment variable {var} (named by `{key}`) is empty"
         )),
@@ -234,12 +234,19 @@ pub async fn run(
         .map(|service| Arc::new(std::sync::Mutex::new(service)));
     let metrics = Arc::new(Metrics::new());
     let store = Arc::new(FindingsStore::new(d.max_retained_findings));
+    let correlator = d.correlation.enabled.then(|| {
+        Arc::new(std::sync::Mutex::new(crate::correlation::Correlator::new(
+            d.correlation.clone(),
+            metrics.correlator_pairs_evicted.clone(),
+        )))
+    });
     let (sink, sink_threads) = spawn_sink(
         store.clone(),
         metrics.clone(),
         d.findings_queue_capacity,
         d.stdout_queue_capacity,
         stdout,
+        correlator.clone(),
     )
     .map_err(DaemonError::Sink)?;
     let shards = match d.analysis_shards {
@@ -306,6 +313,7 @@ pub async fn run(
     let state = Arc::new(ApiState {
         config: Arc::new(config.clone()),
         acks,
+        correlator,
         api_key: ack_api_key.clone(),
         ingestor: ingestor.clone(),
         pipeline: pipeline.clone(),

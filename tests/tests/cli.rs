@@ -288,3 +288,18 @@ fn tls_needs_both_files_and_readable_ones() {
     let err = text(&out.stderr);
     assert!(err.contains("/nope/cert.pem"), "{err}");
 }
+
+#[test]
+fn the_shipped_example_configuration_is_valid() {
+    let dir = TempDir::new("cli-example");
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/perf-sentinel.toml");
+    let out = Command::new(binary())
+        .args(["config", "check", "--config", example.to_str().unwrap()])
+        .current_dir(&dir.0)
+        .env("PERF_SENTINEL_ACK_API_KEY", "example-key-long-enough")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("configuration OK"));
+}

@@ -236,3 +236,132 @@ async fn retention_is_bounded_by_max_retained_traces() {
     let (status, _) = get_json(&daemon, &format!("/api/explain/{}", hex(&trace_id(23)))).await;
     assert_eq!(status, 200);
 }
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+/// An N+1 trace of `service` whose spans start `offset_ms` from `base_ns`
+/// (the correlator's window is wall-clock time).
+fn n1_at(
+    n: u8,
+    service: &str,
+    base_ns: i64,
+    offset_ms: i64,
+) -> opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+    let shift = (base_ns + offset_ms * 1_000_000 - common::T0 as i64) as u64;
+    let mut req = n1_request(trace_id(n), service, 6);
+    for span in &mut req.resource_spans[0].scope_spans[0].spans {
+        span.start_time_unix_nano += shift;
+        span.end_time_unix_nano += shift;
+    }
+    req
+}
+
+const CORRELATION: &str = "[daemon.correlation]\nenabled = true\nmin_co_occurrences = 3\n\
+                           lag_threshold_ms = 1000\nwindow_minutes = 10\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correlations_name_findings_that_follow_each_other_across_services() {
+    let daemon = Daemon::start(FAST, CORRELATION);
+    // Four times: an N+1 in billing, then 200 ms later one in checkout.
+    let base = now_ns();
+    for i in 0..4u8 {
+        let at = -120_000 + i64::from(i) * 10_000;
+        assert_eq!(
+            daemon
+                .post_otlp(&n1_at(40 + i, "billing", base, at))
+                .await
+                .status(),
+            200
+        );
+        assert_eq!(
+            daemon
+                .post_otlp(&n1_at(50 + i, "checkout", base, at + 200))
+                .await
+                .status(),
+            200
+        );
+    }
+    let found = daemon
+        .wait_for(Duration::from_secs(20), "the correlation", || async {
+            let (status, body) = get_json(&daemon, "/api/correlations").await;
+            assert_eq!(status, 200, "{body}");
+            let list = body.as_array()?.clone();
+            list.into_iter().find(|c| {
+                c["co_occurrences"] == 4
+                    && c["leader"]["kind"] == "n_plus_one_sql"
+                    && c["follower"]["kind"] == "n_plus_one_sql"
+            })
+        })
+        .await;
+    assert_eq!(found["leader"]["service"], "billing");
+    assert_eq!(found["leader"]["kind"], "n_plus_one_sql");
+    assert_eq!(found["follower"]["service"], "checkout");
+    assert_eq!(found["leader_occurrences"], 4);
+    assert_eq!(found["confidence"], 1.0);
+    assert_eq!(found["median_lag_ms"], 200);
+    let (_, all) = get_json(&daemon, "/api/correlations").await;
+    assert!(
+        !all.as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["leader"]["service"] == "checkout"),
+        "checkout never leads billing within the lag: {all}"
+    );
+    assert_eq!(
+        daemon
+            .metric("perf_sentinel_correlator_pairs_evicted_total")
+            .await,
+        0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_correlator_stays_bounded_and_counts_what_it_forgets() {
+    // Room for three signatures and three pairs; four services, each with
+    // two findings a tenth of a second after the previous service's.
+    let keys = format!("{CORRELATION}max_tracked_pairs = 3\n");
+    let daemon = Daemon::start(FAST, &keys);
+    let base = now_ns();
+    for (i, service) in ["a-svc", "b-svc", "c-svc", "d-svc"].iter().enumerate() {
+        let at = -60_000 + i as i64 * 100;
+        assert_eq!(
+            daemon
+                .post_otlp(&n1_at(60 + i as u8, service, base, at))
+                .await
+                .status(),
+            200
+        );
+    }
+    daemon
+        .wait_for(
+            Duration::from_secs(20),
+            "evictions to be counted",
+            || async {
+                // A snapshot settles evictions of pairs whose signatures went.
+                let _ = get_json(&daemon, "/api/correlations").await;
+                let evicted = daemon
+                    .metric("perf_sentinel_correlator_pairs_evicted_total")
+                    .await;
+                (evicted > 0.0).then_some(())
+            },
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correlations_answer_503_when_off() {
+    let daemon = Daemon::start(FAST, "");
+    let (status, body) = get_json(&daemon, "/api/correlations").await;
+    assert_eq!(status, 503);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("[daemon.correlation]")
+    );
+}

@@ -10,12 +10,14 @@ const MAX_KIND_BYTES: usize = 64;
 const HASH_HEX: usize = 32;
 
 /// Accepts `<kind>:<service>:<endpoint>:<32 lowercase hex>`: `kind` is 1 to
-/// 64 of `[a-z0-9_]`, service and endpoint are non-empty, nothing is a
-/// control character and the whole is at most 1024 bytes.
+/// 64 of `[a-z0-9_.-]` (plugin kinds are namespaced with a dot), service is
+/// non-empty, endpoint may be empty (a finding outside any inbound request,
+/// or a cross-trace one), nothing is a control character and the whole is
+/// at most 1024 bytes.
 ///
 /// Service and endpoint may themselves contain `:` (a `host:port` endpoint),
 /// so `kind` ends at the first `:` and the hash starts after the last; the
-/// middle only has to split somewhere into two non-empty parts.
+/// middle only has to split somewhere into a non-empty service and the rest.
 pub fn validate_signature(signature: &str) -> Result<(), AckError> {
     let malformed = |reason| AckError::MalformedSignature {
         signature: shown(signature),
@@ -32,11 +34,11 @@ pub fn validate_signature(signature: &str) -> Result<(), AckError> {
     };
     if kind.is_empty()
         || kind.len() > MAX_KIND_BYTES
-        || !kind
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        || !kind.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
+        })
     {
-        return Err(malformed("kind must be 1 to 64 of a-z, 0-9 and _"));
+        return Err(malformed("kind must be 1 to 64 of a-z, 0-9, _, . and -"));
     }
     let Some((middle, hash)) = rest.rsplit_once(':') else {
         return Err(malformed("expected <kind>:<service>:<endpoint>:<hash>"));
@@ -48,13 +50,11 @@ pub fn validate_signature(signature: &str) -> Result<(), AckError> {
     {
         return Err(malformed("hash must be 32 lowercase hex digits"));
     }
-    // Some split of `middle` at a `:` gives a non-empty service and endpoint
-    // exactly when it has a `:` that is neither its first nor last character.
-    let splits = middle
-        .match_indices(':')
-        .any(|(i, _)| i > 0 && i + 1 < middle.len());
+    // Some split of `middle` at a `:` gives a non-empty service exactly
+    // when it has a `:` that is not its first character.
+    let splits = middle.match_indices(':').any(|(i, _)| i > 0);
     if !splits {
-        return Err(malformed("service and endpoint must both be non-empty"));
+        return Err(malformed("service must be non-empty"));
     }
     Ok(())
 }
@@ -106,7 +106,8 @@ mod tests {
     fn refuses_bad_kinds() {
         refused(&format!(":s:e:{HASH}"), "kind");
         refused(&format!("N_Plus_One:s:e:{HASH}"), "kind");
-        refused(&format!("a-b:s:e:{HASH}"), "kind");
+        refused(&format!("a b:s:e:{HASH}"), "kind");
+        refused(&format!("a/b:s:e:{HASH}"), "kind");
         refused(&format!("{}:s:e:{HASH}", "k".repeat(65)), "kind");
         ok(&format!("{}:s:e:{HASH}", "k".repeat(64)));
     }
@@ -127,8 +128,11 @@ mod tests {
         refused(&format!("k:{HASH}"), "expected");
         refused(&format!("k:s:{HASH}"), "non-empty");
         refused(&format!("k::e:{HASH}"), "non-empty");
-        refused(&format!("k:s::{HASH}"), "non-empty");
         refused(&format!("k:::{HASH}"), "non-empty");
+        // No endpoint (cross-trace and endpoint-less findings) and plugin
+        // kinds with a namespace are real signatures.
+        assert!(validate_signature(&format!("k:s::{HASH}")).is_ok());
+        assert!(validate_signature(&format!("acme.select_star:s:GET__a:{HASH}")).is_ok());
     }
 
     #[test]

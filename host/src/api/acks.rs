@@ -36,8 +36,11 @@ fn admit(
     action: &'static str,
 ) -> Result<Arc<Mutex<AckService>>, Box<Response>> {
     let Some(acks) = state.acks.clone() else {
-        return Err(Box::new(error(
+        return Err(Box::new(refuse(
+            state,
+            action,
             StatusCode::SERVICE_UNAVAILABLE,
+            "disabled",
             "acknowledgments are disabled ([daemon.ack] enabled = false)",
         )));
     };

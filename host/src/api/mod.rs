@@ -26,6 +26,8 @@ pub struct ApiState {
     pub config: Arc<crate::config::Config>,
     /// `None` when `[daemon.ack] enabled = false`.
     pub acks: Option<Arc<std::sync::Mutex<crate::acks::AckService>>>,
+    /// `None` unless `[daemon.correlation] enabled`.
+    pub correlator: Option<crate::findings::SharedCorrelator>,
     /// `[daemon.ack] api_key`, resolved: guards the ack routes.
     pub api_key: Option<String>,
     pub ingestor: Arc<Ingestor>,
@@ -86,7 +88,8 @@ pub fn router(state: Arc<ApiState>, api_enabled: bool) -> Router {
                     .delete(acks::revoke)
                     .layer(axum::extract::DefaultBodyLimit::max(acks::MAX_BODY)),
             )
-            .route("/api/acks", get(acks::list));
+            .route("/api/acks", get(acks::list))
+            .route("/api/correlations", get(correlations));
         // Only the API speaks to browsers; ingest and metrics never need CORS.
         if let Some(cors) = cors_layer(&state.config.daemon.cors_allowed_origins) {
             api = api.layer(cors);
@@ -184,6 +187,25 @@ async fn status(State(state): State<Arc<ApiState>>) -> Response {
         "detectors": detectors,
     });
     json_response(StatusCode::OK, body.to_string())
+}
+
+/// Cross-service correlations over the rolling window, strongest first.
+async fn correlations(State(state): State<Arc<ApiState>>) -> Response {
+    let Some(correlator) = &state.correlator else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "correlation is off; set [daemon.correlation] enabled = true",
+        );
+    };
+    let now = crate::pipeline::shard::wall_ns();
+    let found = correlator
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .snapshot(now);
+    json_response(
+        StatusCode::OK,
+        serde_json::to_string(&found).unwrap_or_else(|_| "[]".to_owned()),
+    )
 }
 
 async fn detectors(State(state): State<Arc<ApiState>>) -> Response {

@@ -120,6 +120,8 @@ pub struct DaemonConfig {
     pub http_request_timeout_ms: u64,
     /// `[daemon.ack]`.
     pub ack: AckConfig,
+    /// `[daemon.correlation]`.
+    pub correlation: crate::correlation::CorrelationConfig,
     /// `[daemon.cors] allowed_origins`: browser origins allowed to call
     /// `/api/*` (`*` for any).
     pub cors_allowed_origins: Vec<String>,
@@ -157,6 +159,7 @@ impl Default for DaemonConfig {
             http_header_timeout_ms: 10_000,
             http_request_timeout_ms: 30_000,
             ack: AckConfig::default(),
+            correlation: crate::correlation::CorrelationConfig::default(),
             cors_allowed_origins: Vec::new(),
         }
     }

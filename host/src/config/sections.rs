@@ -14,6 +14,7 @@ use super::{
     AckConfig, Config, ConfigError, ConfigProblem, DaemonConfig, PluginsConfig, ThresholdsConfig,
     check_environment, ports_clash,
 };
+use crate::correlation::CorrelationConfig;
 
 /// Reads the merged table into a [`Config`], collecting every problem.
 /// `earlier` holds problems found before reading (badly named fragments).
@@ -140,6 +141,7 @@ fn read_daemon(table: &Table, problems: &mut Problems<'_>) -> DaemonConfig {
             100..=3_600_000,
         ),
         ack: AckConfig::default(),
+        correlation: crate::correlation::CorrelationConfig::default(),
         cors_allowed_origins: Vec::new(),
     };
     if c.listen_port_grpc == c.listen_port_http {
@@ -173,6 +175,9 @@ fn read_daemon(table: &Table, problems: &mut Problems<'_>) -> DaemonConfig {
     if let Some(ack) = s.table("ack") {
         c.ack = read_ack(ack, s.problems());
     }
+    if let Some(correlation) = s.table("correlation") {
+        c.correlation = read_correlation(correlation, s.problems());
+    }
     if let Some(cors) = s.table("cors") {
         c.cors_allowed_origins = read_cors(cors, s.problems());
     }
@@ -197,6 +202,29 @@ fn read_ack(table: &Table, problems: &mut Problems<'_>) -> AckConfig {
         api_key_env,
         toml_path,
     }
+}
+
+fn read_correlation(table: &Table, problems: &mut Problems<'_>) -> CorrelationConfig {
+    let d = CorrelationConfig::default();
+    let mut s = Section::new("daemon.correlation", table, problems);
+    let c = CorrelationConfig {
+        enabled: s.bool("enabled", d.enabled),
+        window_minutes: s.u64("window_minutes", d.window_minutes, 1..=1_440),
+        lag_threshold_ms: s.u64("lag_threshold_ms", d.lag_threshold_ms, 1..=3_600_000),
+        min_co_occurrences: s.u32("min_co_occurrences", d.min_co_occurrences, 1..=u32::MAX),
+        min_confidence: s.f64("min_confidence", d.min_confidence, 0.0..=1.0),
+        max_tracked_pairs: s.usize("max_tracked_pairs", d.max_tracked_pairs, 1..=1_000_000),
+    };
+    // Ranges are checked key by key above; what remains is how they relate.
+    let c = match c.validate() {
+        Ok(()) => c,
+        Err(e) => {
+            s.problem("lag_threshold_ms", e.to_string());
+            d
+        }
+    };
+    s.finish();
+    c
 }
 
 fn read_cors(table: &Table, problems: &mut Problems<'_>) -> Vec<String> {

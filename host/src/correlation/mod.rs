@@ -77,8 +77,9 @@ pub const REORDER_TOLERANCE_MS: u64 = 30_000;
 /// Distinct follower signatures one finding is counted as leading, at most.
 pub const MAX_FOLLOWERS_PER_EVENT: usize = 128;
 
-/// `[correlation]`: whether and how findings are correlated across traces.
-#[derive(Debug, Clone, PartialEq)]
+/// `[daemon.correlation]`: whether and how findings are correlated across
+/// traces.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CorrelationConfig {
     /// The host builds a [`Correlator`] only when set.
     pub enabled: bool,

@@ -9,5 +9,5 @@ mod store;
 
 pub use fold::{Folded, fold};
 pub use record::{FindingRecord, Stamp, confidence_for, io_intensity, rfc3339};
-pub use sink::{FindingsSink, SinkThreads, spawn_sink};
+pub use sink::{FindingsSink, SharedCorrelator, SinkThreads, spawn_sink};
 pub use store::{FindingFilter, FindingsStore};

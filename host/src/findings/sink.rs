@@ -4,11 +4,13 @@
 //! analysis).
 
 use std::io::Write;
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
+use std::sync::{Arc, Mutex};
+
 use super::{FindingRecord, FindingsStore};
+use crate::correlation::{Correlator, FindingEvent};
 use crate::metrics::{FindingLabels, IoTypeLabel, Metrics, TraceIdLabel, TypeLabel};
 
 /// Where shards send their findings. Cloned into every shard.
@@ -44,20 +46,25 @@ impl SinkThreads {
     }
 }
 
-/// Starts the writer and the stdout printer.
+/// The shared correlator, when `[daemon.correlation]` is enabled.
+pub type SharedCorrelator = Arc<Mutex<Correlator>>;
+
+/// Starts the writer and the stdout printer. The writer sees every finding
+/// exactly once, in publication order: the one place to feed `correlator`.
 pub fn spawn_sink(
     store: Arc<FindingsStore>,
     metrics: Arc<Metrics>,
     queue_capacity: usize,
     stdout_capacity: usize,
     out: Box<dyn Write + Send>,
+    correlator: Option<SharedCorrelator>,
 ) -> std::io::Result<(FindingsSink, SinkThreads)> {
     let (tx, rx) = sync_channel::<Vec<FindingRecord>>(queue_capacity.max(1));
     let (line_tx, line_rx) = sync_channel::<Arc<FindingRecord>>(stdout_capacity.max(1));
     let stdout_metrics = metrics.clone();
     let writer = std::thread::Builder::new()
         .name("findings-writer".into())
-        .spawn(move || write_loop(rx, line_tx, &store, &metrics))?;
+        .spawn(move || write_loop(rx, line_tx, &store, &metrics, correlator.as_deref()))?;
     let stdout = std::thread::Builder::new()
         .name("findings-stdout".into())
         .spawn(move || print_loop(line_rx, out, &stdout_metrics))?;
@@ -69,9 +76,16 @@ fn write_loop(
     lines: SyncSender<Arc<FindingRecord>>,
     store: &FindingsStore,
     metrics: &Metrics,
+    correlator: Option<&Mutex<Correlator>>,
 ) {
     for batch in rx {
         let batch: Vec<Arc<FindingRecord>> = batch.into_iter().map(Arc::new).collect();
+        if let Some(c) = correlator {
+            let mut c = c.lock().unwrap_or_else(|p| p.into_inner());
+            for r in &batch {
+                c.observe(FindingEvent::from(&**r));
+            }
+        }
         for r in &batch {
             let exemplar = TraceIdLabel {
                 trace_id: r.finding.trace_id.to_string(),

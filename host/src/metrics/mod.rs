@@ -110,6 +110,7 @@ pub struct Metrics {
     pub queue_capacity: Gauge,
     pub memory_pressure: Gauge,
     pub ack_operations: Family<ActionLabel, Counter>,
+    pub correlator_pairs_evicted: Counter,
     pub ack_operations_failed: Family<ActionReasonLabels, Counter>,
     pub spans_sampled_out: Counter,
     pub findings: Family<FindingLabels, CounterWithExemplar<TraceIdLabel>>,
@@ -155,6 +156,7 @@ impl Metrics {
             queue_capacity: Gauge::default(),
             memory_pressure: Gauge::default(),
             ack_operations: Family::default(),
+            correlator_pairs_evicted: Counter::default(),
             ack_operations_failed: Family::default(),
             spans_sampled_out: Counter::default(),
             findings: Family::default(),
@@ -263,6 +265,11 @@ impl Metrics {
             "ingest_memory_pressure",
             "1 while ingest is refused because memory use is above memory_high_water_pct, else 0",
             m.memory_pressure.clone(),
+        );
+        r.register(
+            "correlator_pairs_evicted",
+            "Correlation pairs (and signatures) forgotten to stay within max_tracked_pairs",
+            m.correlator_pairs_evicted.clone(),
         );
         r.register(
             "ack_operations",
