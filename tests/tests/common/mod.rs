@@ -238,6 +238,15 @@ impl Daemon {
     /// Starts the daemon expecting it to refuse to start; returns its exit
     /// code and stderr.
     pub fn refused(daemon_keys: &str, extra: &str) -> (Option<i32>, String) {
+        Self::refused_with_env(daemon_keys, extra, &[])
+    }
+
+    /// [`Daemon::refused`] with extra environment variables.
+    pub fn refused_with_env(
+        daemon_keys: &str,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> (Option<i32>, String) {
         let dir = TempDir::new("refused");
         let (grpc_port, http_port) = (free_port(), free_port());
         let path = dir.0.join("perf-sentinel.toml");
@@ -254,6 +263,7 @@ impl Daemon {
             .arg(&path)
             .current_dir(&dir.0)
             .env("XDG_DATA_HOME", &dir.0)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()
             .expect("cannot run perf-sentinel");
