@@ -99,7 +99,7 @@ impl Baseline {
             .parse()
             .map_err(|e: toml::de::Error| AckError::BaselineParse {
                 path: path.to_owned(),
-                message: fold_toml_error(text, &e),
+                message: crate::config::fold_parse_error(text, &e),
             })?;
         let mut problems = Vec::new();
         let mut entries = Vec::new();
@@ -282,24 +282,6 @@ fn expiry_date(value: &Value) -> Result<Date, String> {
         .ok()
         .and_then(|month| Date::from_calendar_date(i32::from(date.year), month, date.day).ok())
         .ok_or_else(|| format!("{EXPECTED}, got {datetime}"))
-}
-
-/// toml's multi-line message as "line L, column C: what".
-fn fold_toml_error(text: &str, e: &toml::de::Error) -> String {
-    let what: Vec<&str> = e
-        .message()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let what = what.join("; ");
-    let Some(span) = e.span() else {
-        return what;
-    };
-    let before = text.get(..span.start).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-    format!("line {line}, column {column}: {what}")
 }
 
 #[cfg(test)]

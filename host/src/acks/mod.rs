@@ -27,6 +27,7 @@ pub use service::{AckInfo, AckService, AckSource};
 pub use setup::{DEFAULT_BASELINE, start_service};
 pub use signature::{MAX_SIGNATURE_BYTES, validate_signature};
 pub use store::{AckStore, Limits, ReplayReport, SkippedLine};
+pub(crate) use text::is_dropped;
 pub use text::{ANONYMOUS, MAX_BY_CHARS, MAX_REASON_CHARS, clean_by, clean_reason};
 
 /// Where the runtime store lives when `[daemon.ack] storage_path` is unset:

@@ -55,8 +55,10 @@ pub fn clean(text: &str, max_chars: usize) -> String {
     out
 }
 
-/// Characters removed outright.
-fn is_dropped(c: char) -> bool {
+/// Characters removed outright: controls, format characters (BiDi,
+/// zero-width) and line/paragraph separators. Also what the CLI escapes
+/// before printing trace strings.
+pub(crate) fn is_dropped(c: char) -> bool {
     c.is_control() || is_format(c) || matches!(c, '\u{2028}' | '\u{2029}')
 }
 

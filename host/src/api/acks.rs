@@ -120,6 +120,30 @@ fn succeeded(state: &ApiState, action: &'static str) {
         .inc();
 }
 
+/// The response to a finished operation, counted: `ok` renders success;
+/// `None` means the blocking task itself died.
+fn answer<T>(
+    state: &ApiState,
+    action: &'static str,
+    outcome: Option<Result<T, AckError>>,
+    ok: impl FnOnce(T) -> Response,
+) -> Response {
+    match outcome {
+        Some(Ok(value)) => {
+            succeeded(state, action);
+            ok(value)
+        }
+        Some(Err(e)) => failed(state, action, &e),
+        None => refuse(
+            state,
+            action,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "io",
+            "the ack store task failed",
+        ),
+    }
+}
+
 /// Runs `f` on the service off the async threads (it may fsync).
 async fn with_service<T: Send + 'static>(
     acks: Arc<Mutex<AckService>>,
@@ -191,21 +215,12 @@ pub(super) async fn create(
         )
     })
     .await;
-    match outcome {
-        Some(Ok(ack)) => {
-            succeeded(&state, ACTION);
-            let body = serde_json::to_string(&ack).unwrap_or_default();
-            json_response(StatusCode::CREATED, body)
-        }
-        Some(Err(e)) => failed(&state, ACTION, &e),
-        None => refuse(
-            &state,
-            ACTION,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "io",
-            "the ack store task failed",
-        ),
-    }
+    answer(&state, ACTION, outcome, |ack| {
+        json_response(
+            StatusCode::CREATED,
+            serde_json::to_string(&ack).unwrap_or_default(),
+        )
+    })
 }
 
 pub(super) async fn revoke(
@@ -227,20 +242,9 @@ pub(super) async fn revoke(
         s.unack(&signature, &by, OffsetDateTime::now_utc())
     })
     .await;
-    match outcome {
-        Some(Ok(())) => {
-            succeeded(&state, ACTION);
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Some(Err(e)) => failed(&state, ACTION, &e),
-        None => refuse(
-            &state,
-            ACTION,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "io",
-            "the ack store task failed",
-        ),
-    }
+    answer(&state, ACTION, outcome, |()| {
+        StatusCode::NO_CONTENT.into_response()
+    })
 }
 
 pub(super) async fn list(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
@@ -254,23 +258,12 @@ pub(super) async fn list(State(state): State<Arc<ApiState>>, headers: HeaderMap)
         None => Ok(s.list(OffsetDateTime::now_utc())),
     })
     .await;
-    match listed {
-        Some(Ok(list)) => {
-            succeeded(&state, ACTION);
-            json_response(
-                StatusCode::OK,
-                serde_json::to_string(&list).unwrap_or_default(),
-            )
-        }
-        Some(Err(e)) => failed(&state, ACTION, &e),
-        None => refuse(
-            &state,
-            ACTION,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "io",
-            "the ack store task failed",
-        ),
-    }
+    answer(&state, ACTION, listed, |list| {
+        json_response(
+            StatusCode::OK,
+            serde_json::to_string(&list).unwrap_or_default(),
+        )
+    })
 }
 
 #[cfg(test)]

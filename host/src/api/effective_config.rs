@@ -10,17 +10,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::{ApiState, json_response};
-
-/// Keys whose values are replaced wherever they appear in free-form tables.
-const CREDENTIAL_KEYS: &[&str] = &[
-    "api_key",
-    "auth_header",
-    "authorization",
-    "bearer_token",
-    "password",
-    "secret",
-    "token",
-];
+use crate::config::CREDENTIAL_KEYS;
 
 pub(super) async fn show(State(state): State<Arc<ApiState>>) -> Response {
     let c = &state.config;

@@ -106,7 +106,7 @@ fn parse(text: &str, path: &Path) -> Result<Table, ConfigError> {
 
 /// toml's error is a multi-line snippet; a log line wants "line L, column
 /// C: what".
-fn fold_parse_error(text: &str, e: &toml::de::Error) -> String {
+pub(crate) fn fold_parse_error(text: &str, e: &toml::de::Error) -> String {
     let what = e
         .message()
         .lines()

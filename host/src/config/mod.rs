@@ -20,7 +20,9 @@ use std::path::PathBuf;
 use toml::Table;
 
 pub use detectors::{DetectorPlan, DetectorSettings, DetectorsConfig};
+pub(crate) use load::fold_parse_error;
 pub use load::{FRAGMENT_DIR, MAIN_FILE, from_toml_str, load, load_partial};
+pub(crate) use secrets::CREDENTIAL_KEYS;
 
 use fields::is_valid_name;
 use problems::Origins;

@@ -9,7 +9,7 @@ use toml::{Table, Value};
 use super::problems::{Problems, join_key};
 
 /// Key names that hold credentials, wherever they appear.
-const CREDENTIAL_KEYS: &[&str] = &[
+pub(crate) const CREDENTIAL_KEYS: &[&str] = &[
     "api_key",
     "auth_header",
     "authorization",

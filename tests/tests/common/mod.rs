@@ -25,36 +25,41 @@ pub fn binary() -> PathBuf {
             if let Ok(p) = std::env::var("PERF_SENTINEL_BIN") {
                 return PathBuf::from(p);
             }
-            let release = !cfg!(debug_assertions);
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut cmd = Command::new(cargo);
-            cmd.args([
-                "build",
-                "--quiet",
-                "-p",
-                "perf-sentinel",
-                "--bin",
-                "perf-sentinel",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-            if release {
-                cmd.arg("--release");
-            }
-            let status = cmd
-                .status()
-                .expect("cannot run cargo to build perf-sentinel");
-            assert!(status.success(), "building perf-sentinel failed");
-            let target = std::env::var("CARGO_TARGET_DIR").map_or_else(
-                |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
-                PathBuf::from,
-            );
-            let bin = target
-                .join(if release { "release" } else { "debug" })
-                .join("perf-sentinel");
-            assert!(bin.exists(), "{} missing after the build", bin.display());
-            bin
+            workspace_binary("perf-sentinel", "perf-sentinel")
         })
         .clone()
+}
+
+/// The load generator (`tools/otlp-load`), built like [`binary`].
+pub fn loadgen_binary() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| workspace_binary("otlp-load", "otlp-load"))
+        .clone()
+}
+
+fn workspace_binary(package: &str, bin: &str) -> PathBuf {
+    let release = !cfg!(debug_assertions);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", package, "--bin", bin])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build {package}: {e}"));
+    assert!(status.success(), "building {package} failed");
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(
+        |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    );
+    let path = target
+        .join(if release { "release" } else { "debug" })
+        .join(bin);
+    assert!(path.exists(), "{} missing after the build", path.display());
+    path
 }
 
 /// The shared library of workspace package `package` (a plugin), built
