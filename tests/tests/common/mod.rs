@@ -262,7 +262,7 @@ impl Daemon {
             ),
         )
         .unwrap();
-        let out = Command::new(binary())
+        let mut child = Command::new(binary())
             .arg("watch")
             .arg("--config")
             .arg(&path)
@@ -270,12 +270,33 @@ impl Daemon {
             .env("XDG_DATA_HOME", &dir.0)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("cannot run perf-sentinel");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        collect(child.stderr.take().unwrap(), stderr.clone());
+        // Bounded: a daemon that starts after all must fail the test, not
+        // hang it.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "perf-sentinel started instead of refusing:\n{}",
+                    stderr.lock().unwrap().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // Let the reader thread take the last lines.
+        std::thread::sleep(Duration::from_millis(100));
+        let text = stderr.lock().unwrap().join("\n");
+        (status.code(), text)
     }
 
     pub fn stderr_text(&self) -> String {
