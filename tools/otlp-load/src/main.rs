@@ -4,21 +4,16 @@
 //! fixed span rate, for a bounded time, and reports accepted spans/s,
 //! export latency percentiles and refusals by status.
 
-mod patterns;
-mod report;
-mod send;
-mod template;
-
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, ValueEnum};
 
-use patterns::Mix;
-use report::{Report, RunInfo, Tally};
-use send::{Outcome, Transport};
-use template::{Shape, Template};
+use otlp_load::patterns::Mix;
+use otlp_load::report::{Report, RunInfo, Tally};
+use otlp_load::send::{Outcome, Transport};
+use otlp_load::template::{self, Shape, Template};
 
 /// Sends OTLP traces and measures how the receiver keeps up.
 #[derive(Parser, Debug)]
@@ -135,7 +130,7 @@ fn run(args: &Args) -> Result<Report, String> {
                 tokio::spawn(worker(w as u32, transport, templates, deadline, pause))
             })
             .collect();
-        let mut total = Tally::new();
+        let mut total = Tally::default();
         for w in workers {
             let t = w.await.map_err(|e| format!("a worker failed: {e}"))?;
             total.merge(&t);
@@ -160,7 +155,7 @@ async fn worker(
     deadline: tokio::time::Instant,
     pause: Option<Duration>,
 ) -> Tally {
-    let mut tally = Tally::new();
+    let mut tally = Tally::default();
     let mut ticker = pause.map(|p| {
         let mut t = tokio::time::interval(p);
         // Behind schedule, send the missed requests at once: the rate is a

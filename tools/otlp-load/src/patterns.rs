@@ -151,7 +151,8 @@ fn span_id(n: usize) -> Vec<u8> {
     (n as u64 + 1).to_be_bytes().to_vec()
 }
 
-fn kv(key: &str, value: &str) -> KeyValue {
+/// A string attribute.
+pub(crate) fn kv(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.into(),
         value: Some(AnyValue {

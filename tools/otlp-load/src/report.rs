@@ -17,8 +17,8 @@ pub struct Tally {
     pub errors: BTreeMap<String, u64>,
 }
 
-impl Tally {
-    pub fn new() -> Tally {
+impl Default for Tally {
+    fn default() -> Tally {
         Tally {
             // Three significant figures over the whole range; fixed size.
             // These bounds are valid constants, so creation cannot fail.
@@ -29,7 +29,9 @@ impl Tally {
             errors: BTreeMap::new(),
         }
     }
+}
 
+impl Tally {
     pub fn merge(&mut self, other: &Tally) {
         let _ = self.latency_us.add(&other.latency_us);
         self.ok_requests += other.ok_requests;

@@ -59,12 +59,8 @@ impl Transport {
                 if let Err(e) = grpc.ready().await {
                     return Outcome::Refused(format!("channel: {e}"));
                 }
-                let path = http::uri::PathAndQuery::from_static(EXPORT);
-                match grpc
-                    .unary(tonic::Request::new(Bytes::from(body)), path, RawCodec)
-                    .await
-                {
-                    Ok(reply) => accepted(&reply.into_inner()),
+                match export_raw(grpc, Bytes::from(body)).await {
+                    Ok(reply) => accepted(&reply),
                     Err(status) => Outcome::Refused(format!("{:?}", status.code())),
                 }
             }
@@ -107,6 +103,18 @@ fn accepted(reply: &[u8]) -> Outcome {
         .and_then(|r| r.partial_success)
         .map_or(0, |p| p.rejected_spans.max(0) as u64);
     Outcome::Ok { rejected_spans }
+}
+
+/// `TraceService/Export` with `body` sent as it is (well-formed or not) on
+/// a ready channel; the reply's bytes, or the status the receiver answered.
+pub async fn export_raw(
+    grpc: &mut tonic::client::Grpc<Channel>,
+    body: Bytes,
+) -> Result<Bytes, Status> {
+    let path = http::uri::PathAndQuery::from_static(EXPORT);
+    grpc.unary(tonic::Request::new(body), path, RawCodec)
+        .await
+        .map(tonic::Response::into_inner)
 }
 
 /// Sends a message's bytes as they are and hands back the reply's bytes.

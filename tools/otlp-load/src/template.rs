@@ -3,12 +3,11 @@
 //! spends its CPU on sending, not on building protobuf.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use prost::Message as _;
 
-use crate::patterns::Mix;
+use crate::patterns::{Mix, kv};
 
 /// Marks a placeholder trace id; the last four bytes number the trace
 /// within its request.
@@ -105,16 +104,6 @@ fn placeholders(bytes: &[u8]) -> Vec<(usize, u32)> {
         }
     }
     out
-}
-
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..KeyValue::default()
-    }
 }
 
 #[cfg(test)]
