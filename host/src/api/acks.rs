@@ -144,6 +144,15 @@ fn answer<T>(
     }
 }
 
+/// `X-User-Id`, set by an authenticating proxy: it wins over a
+/// self-declared `by`.
+fn user_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-user-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 /// Runs `f` on the service off the async threads (it may fsync).
 async fn with_service<T: Send + 'static>(
     acks: Arc<Mutex<AckService>>,
@@ -197,13 +206,7 @@ pub(super) async fn create(
             );
         }
     };
-    // The proxy's authenticated user, when there is one, over a self-declared name.
-    let by = headers
-        .get("x-user-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or(parsed.by)
-        .unwrap_or_default();
+    let by = user_id(&headers).or(parsed.by).unwrap_or_default();
     let reason = parsed.reason.unwrap_or_default();
     let outcome = with_service(acks, move |s| {
         s.ack(
@@ -233,11 +236,7 @@ pub(super) async fn revoke(
         Ok(a) => a,
         Err(r) => return *r,
     };
-    let by = headers
-        .get("x-user-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_default();
+    let by = user_id(&headers).unwrap_or_default();
     let outcome = with_service(acks, move |s| {
         s.unack(&signature, &by, OffsetDateTime::now_utc())
     })
