@@ -15,7 +15,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
 use perf_sentinel::config::Config;
 use perf_sentinel::findings::Stamp;
-use perf_sentinel::ingest::convert::{ConvertLimits, convert};
+use perf_sentinel::ingest::convert::{ConvertLimits, convert, convert_wire};
 use perf_sentinel::metrics::Metrics;
 use perf_sentinel::normalize::{normalize_http, normalize_sql};
 use perf_sentinel::pipeline::analyze::{Analyzer, PrepScratch, prepare, with_view};
@@ -149,11 +149,17 @@ fn bench_decode_convert(c: &mut Criterion) {
     let spans = 20 * 25;
     let mut g = c.benchmark_group("ingest");
     g.throughput(Throughput::Elements(spans as u64));
+    // prost's owned decode, then conversion: the reference (OTLP JSON and
+    // Zipkin still convert from decoded requests).
     g.bench_function("decode_convert_500_spans", |b| {
         b.iter(|| {
             let req = ExportTraceServiceRequest::decode(black_box(&bytes[..])).unwrap();
             convert(&req, 2, &ConvertLimits::default())
         })
+    });
+    // The zero-copy walker both receivers use for protobuf bodies.
+    g.bench_function("walk_convert_500_spans", |b| {
+        b.iter(|| convert_wire(black_box(&bytes[..]), 2, &ConvertLimits::default()).unwrap())
     });
     g.finish();
 }

@@ -16,7 +16,7 @@ use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, En
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Code, Request, Response, Status};
 
-use super::{IngestError, Ingestor, decode_protobuf};
+use super::{IngestError, Ingestor};
 
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 /// Marks a response whose refusal the handler already counted.
@@ -87,10 +87,7 @@ impl UnaryService<Bytes> for Export {
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         let ingestor = self.0.clone();
         Box::pin(async move {
-            let result = match decode_protobuf(request.get_ref()) {
-                Ok(r) => ingestor.ingest(&r).await,
-                Err(e) => Err(e),
-            };
+            let result = ingestor.ingest_protobuf(request.get_ref()).await;
             match result {
                 Ok(accepted) => Ok(Response::new(ExportTraceServiceResponse {
                     partial_success: (accepted.rejected_spans > 0).then_some(

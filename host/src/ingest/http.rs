@@ -17,7 +17,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 
 use super::body::{MediaType, decompress};
-use super::{Accepted, IngestError, Ingestor, decode_json, decode_protobuf, zipkin};
+use super::{Accepted, IngestError, Ingestor, decode_json, zipkin};
 
 /// `google.rpc.Status`, the body OTLP/HTTP prescribes for errors.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -56,11 +56,10 @@ async fn receive(
 ) -> Result<Accepted, IngestError> {
     let media = media?;
     let plain = read_body(ingestor, encoding, body).await?;
-    let request = match media {
-        MediaType::Protobuf => decode_protobuf(&plain)?,
-        MediaType::Json => decode_json(&plain)?,
-    };
-    ingestor.ingest(&request).await
+    match media {
+        MediaType::Protobuf => ingestor.ingest_protobuf(&plain).await,
+        MediaType::Json => ingestor.ingest(&decode_json(&plain)?).await,
+    }
 }
 
 /// Handles `POST /api/v2/spans`: a Zipkin v2 JSON array of spans, optionally

@@ -8,6 +8,7 @@ pub mod grpc;
 pub mod http;
 pub mod memory_guard;
 pub mod sampling;
+pub mod wire;
 pub mod zipkin;
 
 use std::sync::Arc;
@@ -18,8 +19,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use crate::metrics::{Metrics, ReasonLabel};
 use crate::pipeline::Pipeline;
 use crate::pipeline::queue::Refusal;
-use convert::{ConvertLimits, convert};
+use convert::{ConvertLimits, Converted, convert, convert_wire};
 use sampling::Sampler;
+use wire::WireError;
 
 /// Why a request was refused. Each maps to an HTTP status, a gRPC code and
 /// a metric reason.
@@ -111,20 +113,6 @@ pub struct Accepted {
     pub message: String,
 }
 
-/// Decodes a protobuf `ExportTraceServiceRequest`, telling invalid UTF-8
-/// apart from other malformed input.
-pub fn decode_protobuf(bytes: &[u8]) -> Result<ExportTraceServiceRequest, IngestError> {
-    use prost::Message;
-    ExportTraceServiceRequest::decode(bytes).map_err(|e| {
-        let msg = e.to_string();
-        if msg.contains("UTF-8") {
-            IngestError::InvalidUtf8(msg)
-        } else {
-            IngestError::MalformedProtobuf(msg)
-        }
-    })
-}
-
 /// Decodes an OTLP/JSON `ExportTraceServiceRequest` (hex ids, int64 as
 /// strings or numbers, enums as integers).
 pub fn decode_json(bytes: &[u8]) -> Result<ExportTraceServiceRequest, IngestError> {
@@ -132,6 +120,15 @@ pub fn decode_json(bytes: &[u8]) -> Result<ExportTraceServiceRequest, IngestErro
         return Err(IngestError::InvalidUtf8(e.to_string()));
     }
     serde_json::from_slice(bytes).map_err(|e| IngestError::MalformedJson(e.to_string()))
+}
+
+impl From<WireError> for IngestError {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::InvalidUtf8 { .. } => IngestError::InvalidUtf8(e.to_string()),
+            other => IngestError::MalformedProtobuf(other.to_string()),
+        }
+    }
 }
 
 /// How an [`Ingestor`] admits requests (from `[daemon]`).
@@ -194,6 +191,20 @@ impl Ingestor {
             return Err(IngestError::MemoryPressure);
         }
         let converted = convert(request, self.pipeline.shard_count(), &self.limits);
+        self.admit(converted).await
+    }
+
+    /// Walks, converts, admits and dispatches one protobuf request body
+    /// (the zero-copy path of both receivers).
+    pub async fn ingest_protobuf(&self, body: &[u8]) -> Result<Accepted, IngestError> {
+        if self.pipeline.admission.memory_pressure() {
+            return Err(IngestError::MemoryPressure);
+        }
+        let converted = convert_wire(body, self.pipeline.shard_count(), &self.limits)?;
+        self.admit(converted).await
+    }
+
+    async fn admit(&self, converted: Converted) -> Result<Accepted, IngestError> {
         let invalid = converted.rejected_invalid_id;
         if converted.accepted == 0 && converted.sampled_out == 0 && invalid > 0 {
             return Err(IngestError::AllSpansInvalid(invalid));

@@ -38,7 +38,7 @@ impl StrRef {
 const MAX_ARENA: usize = u32::MAX as usize;
 
 /// Owns the bytes of every string of one trace fragment.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Arena {
     buf: String,
 }

@@ -6,7 +6,7 @@ use detector_api::{IoKind, SpanId, SpanKind, TraceId};
 use super::{Arena, StrRef};
 
 /// One attribute kept for detectors, as arena references.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AttrRef {
     /// Key.
     pub key: StrRef,
@@ -15,7 +15,7 @@ pub struct AttrRef {
 }
 
 /// One received span, its strings in the fragment's arena.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SpanRecord {
     pub span_id: SpanId,
     /// Zero when the span has no parent.
@@ -91,7 +91,7 @@ impl SpanRecord {
 }
 
 /// Spans of one trace with the arena that holds their strings.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct TraceFragment {
     pub trace_id: TraceId,
     pub arena: Arena,

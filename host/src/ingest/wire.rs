@@ -1,0 +1,243 @@
+//! A protobuf wire-format reader that borrows from the request body: fields
+//! are yielded as tags with borrowed payloads, nothing is allocated, and
+//! every length is checked against the bytes actually there (a hostile
+//! length field can make the reader fail, never allocate).
+//!
+//! It exists because prost's owned decode (a `String` or `Vec` per field,
+//! every field decoded) was the largest cost of OTLP ingest; the OTLP walker
+//! in `convert::from_wire` reads only the fields perf-sentinel uses.
+
+/// What is wrong with a body, at the byte offset where it was seen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("message ends inside a field ({context})")]
+    Truncated { context: &'static str },
+    #[error("varint longer than 10 bytes ({context})")]
+    VarintOverflow { context: &'static str },
+    #[error("wire type {wire_type} of field {field} is not valid for {context}")]
+    WireType {
+        field: u32,
+        wire_type: u8,
+        context: &'static str,
+    },
+    #[error("field number 0 or groups are not valid protobuf ({context})")]
+    BadTag { context: &'static str },
+    #[error("invalid UTF-8 in {context}")]
+    InvalidUtf8 { context: &'static str },
+    #[error("values nested deeper than {max} levels ({context})")]
+    TooDeep { max: usize, context: &'static str },
+}
+
+/// A field's payload, by wire type.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Payload<'a> {
+    Varint(u64),
+    Fixed64(u64),
+    Bytes(&'a [u8]),
+    Fixed32(u32),
+}
+
+/// Iterates the fields of one message body.
+#[derive(Clone)]
+pub struct Fields<'a> {
+    rest: &'a [u8],
+    context: &'static str,
+}
+
+impl<'a> Fields<'a> {
+    /// The fields of `body`; `context` names the message in errors.
+    pub fn new(body: &'a [u8], context: &'static str) -> Self {
+        Self {
+            rest: body,
+            context,
+        }
+    }
+
+    fn varint(&mut self) -> Result<u64, WireError> {
+        let mut value = 0u64;
+        for (i, &b) in self.rest.iter().enumerate().take(10) {
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                self.rest = &self.rest[i + 1..];
+                return Ok(value);
+            }
+        }
+        Err(if self.rest.len() >= 10 {
+            WireError::VarintOverflow {
+                context: self.context,
+            }
+        } else {
+            WireError::Truncated {
+                context: self.context,
+            }
+        })
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
+        if n > self.rest.len() {
+            return Err(WireError::Truncated {
+                context: self.context,
+            });
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    /// The next field, `None` at the end of the body.
+    pub fn next_field(&mut self) -> Result<Option<(u32, Payload<'a>)>, WireError> {
+        if self.rest.is_empty() {
+            return Ok(None);
+        }
+        let key = self.varint()?;
+        let field = u32::try_from(key >> 3).unwrap_or(0);
+        if field == 0 {
+            return Err(WireError::BadTag {
+                context: self.context,
+            });
+        }
+        let payload = match key & 7 {
+            0 => Payload::Varint(self.varint()?),
+            1 => Payload::Fixed64(u64::from_le_bytes(
+                self.take(8)?.try_into().unwrap_or([0; 8]),
+            )),
+            2 => {
+                let len = usize::try_from(self.varint()?).unwrap_or(usize::MAX);
+                Payload::Bytes(self.take(len)?)
+            }
+            5 => Payload::Fixed32(u32::from_le_bytes(
+                self.take(4)?.try_into().unwrap_or([0; 4]),
+            )),
+            // 3 and 4 are the deprecated groups, 6 and 7 do not exist.
+            _ => {
+                return Err(WireError::BadTag {
+                    context: self.context,
+                });
+            }
+        };
+        Ok(Some((field, payload)))
+    }
+
+    /// A wire-type error for `field` carrying `payload`.
+    pub fn wrong_type(&self, field: u32, payload: Payload<'_>) -> WireError {
+        WireError::WireType {
+            field,
+            wire_type: match payload {
+                Payload::Varint(_) => 0,
+                Payload::Fixed64(_) => 1,
+                Payload::Bytes(_) => 2,
+                Payload::Fixed32(_) => 5,
+            },
+            context: self.context,
+        }
+    }
+
+    /// `payload` as a length-delimited body, or a wire-type error.
+    pub fn bytes(&self, field: u32, payload: Payload<'a>) -> Result<&'a [u8], WireError> {
+        match payload {
+            Payload::Bytes(b) => Ok(b),
+            other => Err(self.wrong_type(field, other)),
+        }
+    }
+
+    /// `payload` as UTF-8 text, or an error naming `what`.
+    pub fn text(
+        &self,
+        field: u32,
+        payload: Payload<'a>,
+        what: &'static str,
+    ) -> Result<&'a str, WireError> {
+        std::str::from_utf8(self.bytes(field, payload)?)
+            .map_err(|_| WireError::InvalidUtf8 { context: what })
+    }
+
+    /// `payload` as a varint, or a wire-type error.
+    pub fn varint_of(&self, field: u32, payload: Payload<'a>) -> Result<u64, WireError> {
+        match payload {
+            Payload::Varint(v) => Ok(v),
+            other => Err(self.wrong_type(field, other)),
+        }
+    }
+
+    /// `payload` as a fixed64, or a wire-type error.
+    pub fn fixed64_of(&self, field: u32, payload: Payload<'a>) -> Result<u64, WireError> {
+        match payload {
+            Payload::Fixed64(v) => Ok(v),
+            other => Err(self.wrong_type(field, other)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(body: &[u8]) -> Result<Vec<(u32, Payload<'_>)>, WireError> {
+        let mut f = Fields::new(body, "test");
+        let mut out = Vec::new();
+        while let Some(x) = f.next_field()? {
+            out.push(x);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn reads_each_wire_type() {
+        // field 1 varint 300, field 2 bytes "hi", field 3 fixed64 7, field 4 fixed32 9
+        let body = [
+            0x08, 0xac, 0x02, 0x12, 0x02, b'h', b'i', 0x19, 7, 0, 0, 0, 0, 0, 0, 0, 0x25, 9, 0, 0,
+            0,
+        ];
+        assert_eq!(
+            all(&body).unwrap(),
+            [
+                (1, Payload::Varint(300)),
+                (2, Payload::Bytes(b"hi")),
+                (3, Payload::Fixed64(7)),
+                (4, Payload::Fixed32(9)),
+            ]
+        );
+    }
+
+    #[test]
+    fn hostile_lengths_and_tags_fail_without_allocating() {
+        // A length of 2^63 with 2 bytes behind it.
+        let huge = [
+            0x12, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01, 1, 2,
+        ];
+        assert!(matches!(all(&huge), Err(WireError::Truncated { .. })));
+        assert!(matches!(all(&[0x08; 3]), Err(WireError::Truncated { .. })));
+        assert!(matches!(
+            all(&[
+                0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01
+            ]),
+            Err(WireError::VarintOverflow { .. })
+        ));
+        assert!(matches!(all(&[0x00, 0x01]), Err(WireError::BadTag { .. })));
+        assert!(
+            matches!(all(&[0x0b]), Err(WireError::BadTag { .. })),
+            "group"
+        );
+        assert!(matches!(
+            all(&[0x19, 1, 2]),
+            Err(WireError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn typed_accessors_check_the_wire_type() {
+        let f = Fields::new(&[], "span");
+        assert!(matches!(
+            f.bytes(5, Payload::Varint(1)),
+            Err(WireError::WireType { field: 5, .. })
+        ));
+        assert!(matches!(
+            f.text(5, Payload::Bytes(b"\xff"), "span name"),
+            Err(WireError::InvalidUtf8 {
+                context: "span name"
+            })
+        ));
+        assert_eq!(f.varint_of(6, Payload::Varint(2)).unwrap(), 2);
+        assert_eq!(f.fixed64_of(7, Payload::Fixed64(3)).unwrap(), 3);
+    }
+}
