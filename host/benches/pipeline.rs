@@ -24,6 +24,10 @@ use perf_sentinel::registry::Registry;
 use perf_sentinel::window::{TraceWindow, WindowLimits};
 use prost::Message;
 
+// The daemon's allocator, so allocation costs match what it pays.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn kv(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.into(),

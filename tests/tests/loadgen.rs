@@ -90,6 +90,42 @@ async fn reports_match_what_the_daemon_received_over_both_transports() {
     assert!(kinds.is_empty());
 }
 
+/// `--probe` times each probe trace from its root span's end to its finding
+/// being served; with a 200 ms settle delay that is well under a second,
+/// and every probe is found and only once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_times_findings_from_root_end_to_the_api() {
+    let daemon = Daemon::start(FAST, "");
+    let r = run_loadgen(&[
+        "--endpoint",
+        &daemon.grpc_endpoint(),
+        "--duration",
+        "3.2",
+        "--concurrency",
+        "1",
+        "--rate",
+        "2000",
+        "--probe",
+        &daemon.http(""),
+    ]);
+    let p = &r["finding_latency"];
+    let probes = p["probes"].as_u64().unwrap();
+    assert!(probes >= 3, "one probe a second: {r}");
+    assert_eq!(p["found"].as_u64(), Some(probes), "{r}");
+    assert_eq!(p["refused"], 0, "{r}");
+    let p50 = p["p50_ms"].as_f64().unwrap();
+    // The settle delay is the floor; nothing near the 30 s give-up.
+    assert!((200.0..5000.0).contains(&p50), "{r}");
+    assert!(p["p99_ms"].as_f64().unwrap() >= p50, "{r}");
+    // Each probe trace was analyzed once: one N+1 finding per probe.
+    let lines = daemon.stdout_lines();
+    let n1 = lines
+        .iter()
+        .filter(|l| l.contains("otlp-load-probe") && l.contains("\"n_plus_one_sql\""))
+        .count();
+    assert_eq!(n1 as u64, probes);
+}
+
 #[test]
 fn bad_arguments_are_refused_clearly() {
     let out = Command::new(loadgen_binary())

@@ -53,7 +53,20 @@ impl<'a> Fields<'a> {
         }
     }
 
+    #[inline]
     fn varint(&mut self) -> Result<u64, WireError> {
+        // Tags, lengths and small numbers fit one byte: the common case.
+        if let Some(&b) = self.rest.first()
+            && b < 0x80
+        {
+            self.rest = &self.rest[1..];
+            return Ok(u64::from(b));
+        }
+        self.varint_slow()
+    }
+
+    #[cold]
+    fn varint_slow(&mut self) -> Result<u64, WireError> {
         let mut value = 0u64;
         for (i, &b) in self.rest.iter().enumerate().take(10) {
             value |= u64::from(b & 0x7f) << (7 * i);
@@ -73,6 +86,7 @@ impl<'a> Fields<'a> {
         })
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
         if n > self.rest.len() {
             return Err(WireError::Truncated {
@@ -85,6 +99,7 @@ impl<'a> Fields<'a> {
     }
 
     /// The next field, `None` at the end of the body.
+    #[inline(always)]
     pub fn next_field(&mut self) -> Result<Option<(u32, Payload<'a>)>, WireError> {
         if self.rest.is_empty() {
             return Ok(None);
@@ -119,6 +134,7 @@ impl<'a> Fields<'a> {
     }
 
     /// A wire-type error for `field` carrying `payload`.
+    #[cold]
     pub fn wrong_type(&self, field: u32, payload: Payload<'_>) -> WireError {
         WireError::WireType {
             field,
@@ -133,6 +149,7 @@ impl<'a> Fields<'a> {
     }
 
     /// `payload` as a length-delimited body, or a wire-type error.
+    #[inline]
     pub fn bytes(&self, field: u32, payload: Payload<'a>) -> Result<&'a [u8], WireError> {
         match payload {
             Payload::Bytes(b) => Ok(b),
@@ -141,6 +158,7 @@ impl<'a> Fields<'a> {
     }
 
     /// `payload` as UTF-8 text, or an error naming `what`.
+    #[inline]
     pub fn text(
         &self,
         field: u32,
@@ -152,6 +170,7 @@ impl<'a> Fields<'a> {
     }
 
     /// `payload` as a varint, or a wire-type error.
+    #[inline]
     pub fn varint_of(&self, field: u32, payload: Payload<'a>) -> Result<u64, WireError> {
         match payload {
             Payload::Varint(v) => Ok(v),
@@ -160,6 +179,7 @@ impl<'a> Fields<'a> {
     }
 
     /// `payload` as a fixed64, or a wire-type error.
+    #[inline]
     pub fn fixed64_of(&self, field: u32, payload: Payload<'a>) -> Result<u64, WireError> {
         match payload {
             Payload::Fixed64(v) => Ok(v),

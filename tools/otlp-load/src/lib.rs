@@ -4,6 +4,7 @@
 //! client code instead of a copy of it.
 
 pub mod patterns;
+pub mod probe;
 pub mod report;
 pub mod send;
 pub mod template;

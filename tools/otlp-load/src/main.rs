@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::{Parser, ValueEnum};
 
 use otlp_load::patterns::Mix;
+use otlp_load::probe;
 use otlp_load::report::{Report, RunInfo, Tally};
 use otlp_load::send::{Outcome, Transport};
 use otlp_load::template::{self, Shape, Template};
@@ -49,6 +50,11 @@ struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// The daemon's HTTP API base (e.g. http://127.0.0.1:4318): once a
+    /// second, send an N+1 trace whose root ends now and time how long its
+    /// finding takes to be served by `/api/findings/{trace_id}`.
+    #[arg(long)]
+    probe: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -116,7 +122,7 @@ fn run(args: &Args) -> Result<Report, String> {
         let per_worker = args.rate as f64 / args.concurrency as f64;
         Duration::from_secs_f64(spans_per_request / per_worker)
     });
-    let (tally, elapsed) = runtime.block_on(async {
+    let (tally, elapsed, probed) = runtime.block_on(async {
         let transport = match args.protocol {
             Protocol::Grpc => Transport::grpc(&args.endpoint).await?,
             Protocol::Http => Transport::http(&args.endpoint)?,
@@ -130,12 +136,25 @@ fn run(args: &Args) -> Result<Report, String> {
                 tokio::spawn(worker(w as u32, transport, templates, deadline, pause))
             })
             .collect();
+        let probe = args.probe.clone().map(|api| {
+            tokio::spawn(probe::run(
+                transport.clone(),
+                api,
+                Duration::from_secs(1),
+                deadline,
+            ))
+        });
         let mut total = Tally::default();
         for w in workers {
             let t = w.await.map_err(|e| format!("a worker failed: {e}"))?;
             total.merge(&t);
         }
-        Ok::<_, String>((total, start.elapsed()))
+        let elapsed = start.elapsed();
+        let probed = match probe {
+            Some(p) => Some(p.await.map_err(|e| format!("the probe failed: {e}"))??),
+            None => None,
+        };
+        Ok::<_, String>((total, elapsed, probed))
     })?;
     let info = RunInfo {
         protocol: format!("{:?}", args.protocol).to_lowercase(),
@@ -145,7 +164,9 @@ fn run(args: &Args) -> Result<Report, String> {
         spans_per_request,
         rate: (args.rate > 0).then_some(args.rate),
     };
-    Ok(Report::new(info, &tally, elapsed))
+    let mut report = Report::new(info, &tally, elapsed);
+    report.finding_latency = probed;
+    Ok(report)
 }
 
 async fn worker(

@@ -7,6 +7,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::probe::ProbeReport;
+
 /// One worker's counts.
 pub struct Tally {
     /// Export latency in microseconds, 1 µs to 60 s.
@@ -60,6 +62,8 @@ pub struct Report {
     pub latency_ms: Latency,
     /// Refused requests by HTTP status or gRPC code.
     pub errors: BTreeMap<String, u64>,
+    /// Root span end to finding served, when `--probe` ran.
+    pub finding_latency: Option<ProbeReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -93,6 +97,7 @@ impl Report {
                 max: tally.latency_us.max() as f64 / 1000.0,
             },
             errors: tally.errors.clone(),
+            finding_latency: None,
         }
     }
 
@@ -106,11 +111,18 @@ impl Report {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let probe = match &self.finding_latency {
+            Some(p) => format!(
+                "findings: {} of {} probes served (refused: {}), root end to finding p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms\n",
+                p.found, p.probes, p.refused, p.p50_ms, p.p99_ms, p.max_ms
+            ),
+            None => String::new(),
+        };
         format!(
             "{} {} for {:.1} s, {} workers, {} traces / {:.0} spans per request\n\
              accepted: {} spans in {} requests = {:.0} spans/s (refused inside accepted requests: {})\n\
              latency:  p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n\
-             errors:   {}\n",
+             errors:   {}\n{}",
             self.protocol,
             self.endpoint,
             self.seconds,
@@ -126,6 +138,7 @@ impl Report {
             self.latency_ms.p99,
             self.latency_ms.max,
             errors,
+            probe,
         )
     }
 }

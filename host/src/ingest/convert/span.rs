@@ -139,8 +139,18 @@ pub(super) fn push_span(
         is_error: span.is_error,
         ..SpanRecord::default()
     };
-    rec.service = text(arena, Some(Val::Str(origin.service)), s);
-    rec.scope = text(arena, Some(Val::Str(origin.scope)), s);
+    // Spans of a trace mostly share service and scope: point at the
+    // previous span's copy instead of storing the name again.
+    match frag.spans.last() {
+        Some(prev) if arena.get(prev.service) == origin.service => {
+            rec.service = prev.service;
+        }
+        _ => rec.service = text(arena, Some(Val::Str(origin.service)), s),
+    }
+    match frag.spans.last() {
+        Some(prev) if arena.get(prev.scope) == origin.scope => rec.scope = prev.scope,
+        _ => rec.scope = text(arena, Some(Val::Str(origin.scope)), s),
+    }
     rec.name = text(arena, Some(Val::Str(span.name)), s);
     // OTLP SpanKind numbers: 2 server, 3 client, 4 producer, 5 consumer.
     rec.span_kind = Role(match span.kind {
