@@ -2,6 +2,8 @@
 //! metrics, API and configuration. The binary (`main.rs`) is a thin CLI over
 //! this library, which also serves the benches and tests.
 
+#![forbid(unsafe_code)]
+
 pub mod acks;
 pub mod api;
 pub mod client;

@@ -11,10 +11,8 @@ use perf_sentinel::daemon;
 use perf_sentinel::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
+mod allocator;
 mod remote;
-
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Finds N+1 queries and other I/O anti-patterns in OpenTelemetry traces.
 #[derive(Parser)]
@@ -174,6 +172,7 @@ fn refused(e: &config::ConfigError) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    allocator::configure();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

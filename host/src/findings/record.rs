@@ -324,7 +324,9 @@ impl FindingRecord {
             kind: f.kind.as_str(),
         };
         // Serializing borrowed strings and numbers into a String cannot fail.
-        let json = serde_json::to_string(&record).unwrap_or_default();
+        let mut json = serde_json::to_string(&record).unwrap_or_default();
+        // The writer grows by doubling; up to 10,000 of these are retained.
+        json.shrink_to_fit();
         Self {
             finding,
             origin: origin.clone(),

@@ -130,6 +130,11 @@ impl Arena {
         base
     }
 
+    /// Drops spare capacity.
+    pub fn shrink_to_fit(&mut self) {
+        self.buf.shrink_to_fit();
+    }
+
     /// Heap bytes held.
     pub fn capacity(&self) -> usize {
         self.buf.capacity()

@@ -142,6 +142,14 @@ impl TraceFragment {
         dropped
     }
 
+    /// Gives back the spare capacity the conversion's growth left: a trace
+    /// may wait in the window for seconds, ten thousand of them at once.
+    pub fn shrink_to_fit(&mut self) {
+        self.spans.shrink_to_fit();
+        self.attrs.shrink_to_fit();
+        self.arena.shrink_to_fit();
+    }
+
     /// Approximate heap bytes held, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
         self.arena.capacity()

@@ -128,6 +128,7 @@ impl TraceWindow {
                     stats.late = fragment.spans.len();
                 }
                 stats.dropped_over_cap = fragment.truncate(self.limits.max_spans_per_trace);
+                fragment.shrink_to_fit();
                 while self.traces.len() >= self.limits.max_traces.max(1) {
                     match self.pop_oldest() {
                         Some(f) => closed.push(ClosedTrace {
