@@ -7,7 +7,8 @@
 # - helm, kubeconform and actionlint are built from their Go modules into
 #   .tools/bin/<tool>-<version>/ (ignored by git). A folder that already
 #   holds the binary is reused, so only the first run pays for the build.
-# - promtool comes from Debian's `prometheus` package (root and apt-get).
+# - promtool (Debian's `prometheus` package) and shellcheck come from apt-get
+#   (as root; elsewhere install them first).
 # - The JSON Schema checker and the bundled Kubernetes schemas come from the
 #   Python venv that scripts/test.sh prepares ($PERF_SENTINEL_PYTHON).
 set -euo pipefail
@@ -58,17 +59,23 @@ helm=$(go_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "k8s1.$helm_k8s_min
 kubeconform=$(go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION")
 actionlint=$(go_tool actionlint github.com/rhysd/actionlint/cmd/actionlint "$ACTIONLINT_VERSION")
 
-if ! command -v promtool >/dev/null; then
+# promtool (Debian's prometheus package) and shellcheck (actionlint runs it
+# on the workflows' scripts; the tests run it on scripts/).
+missing=()
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    say "installing promtool (Debian package prometheus)"
+    say "installing ${missing[*]} (Debian packages)"
     apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
   else
-    say "promtool is missing: install Debian's 'prometheus' package (it ships promtool)"
+    say "missing Debian packages: ${missing[*]} (promtool comes with 'prometheus'); install them as root"
     exit 1
   fi
 fi
 promtool=$(command -v promtool)
+shellcheck=$(command -v shellcheck)
 
 python=${PERF_SENTINEL_PYTHON:-$PWD/.venv-tools/bin/python}
 [ -x "$python" ] || { say "no Python venv at $python: run ./scripts/test.sh"; exit 1; }
@@ -119,6 +126,7 @@ export PERF_SENTINEL_HELM='$helm'
 export PERF_SENTINEL_KUBECONFORM='$kubeconform'
 export PERF_SENTINEL_ACTIONLINT='$actionlint'
 export PERF_SENTINEL_PROMTOOL='$promtool'
+export PERF_SENTINEL_SHELLCHECK='$shellcheck'
 export PERF_SENTINEL_CHECK_JSONSCHEMA='$venv_bin/check-jsonschema'
 export PERF_SENTINEL_KUBE_SCHEMAS='$kube_schemas'
 export PERF_SENTINEL_KUBE_VERSIONS='${KUBE_VERSIONS[*]}'

@@ -14,8 +14,12 @@ mod common;
 mod alerts;
 #[path = "helm_chart/config.rs"]
 mod config;
+#[path = "helm_chart/examples.rs"]
+mod examples;
 #[path = "helm_chart/plugins.rs"]
 mod plugins;
+#[path = "helm_chart/release.rs"]
+mod release;
 #[path = "helm_chart/render.rs"]
 mod render;
 #[path = "helm_chart/tools.rs"]
