@@ -101,7 +101,9 @@ fn the_tag_check_accepts_exactly_the_chart_version() {
             "{tag} vs {body:?}: {report}"
         );
         if *code == 0 {
-            let version = tag.trim_start_matches("refs/tags/").trim_start_matches("chart-v");
+            let version = tag
+                .trim_start_matches("refs/tags/")
+                .trim_start_matches("chart-v");
             let want = format!("version={version}\nprerelease={prerelease}\n");
             assert_eq!(text(&out.stdout), want, "{tag}");
             assert_eq!(std::fs::read_to_string(&gh).unwrap(), want, "{tag}");
@@ -381,7 +383,7 @@ fn the_image_runs_as_the_user_and_on_the_ports_the_chart_expects() {
         dockerfile
             .lines()
             .filter_map(|l| l.strip_prefix(directive))
-            .last()
+            .next_back()
             .unwrap_or_else(|| panic!("no {directive} in the Dockerfile"))
             .trim()
             .to_owned()
