@@ -2,7 +2,9 @@
 # The whole test suite in one cargo invocation: unit, property and
 # end-to-end tests (the e2e tests build the daemon and plugin libraries
 # themselves). First prepares the Python tools some e2e tests use as real
-# third-party clients and parsers (a venv from PyPI, made once).
+# third-party clients and parsers (a venv from PyPI, made once), then the
+# tools of the Helm chart tests (scripts/install-test-tools.sh: helm,
+# kubeconform, actionlint, promtool; built or installed once, cached).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +13,8 @@ want=(
   prometheus-client==0.26.0
   opentelemetry-sdk==1.45.1
   opentelemetry-exporter-zipkin-json==1.45.1
+  check-jsonschema==0.39.0
+  kubernetes-validate==1.37.0
 )
 # Every wanted package installed at its pinned version?
 have_all() {
@@ -25,5 +29,8 @@ if [ ! -x "$venv/bin/python" ] || ! have_all; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check "${want[@]}"
 fi
 export PERF_SENTINEL_PYTHON="$PWD/$venv/bin/python"
+
+tool_env=$(./scripts/install-test-tools.sh)
+eval "$tool_env"
 
 exec cargo test --workspace --locked "$@"
