@@ -232,7 +232,20 @@ pub async fn run(
     let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
     let acks = crate::acks::start_service(&d.ack, &cwd)?
         .map(|service| Arc::new(std::sync::Mutex::new(service)));
-    let metrics = Arc::new(Metrics::new());
+    let energy = Arc::new(crate::green::EnergyState::new());
+    let green = config.green_settings.enabled.then(|| {
+        Arc::new(crate::green::GreenScorer::new(
+            &config.green_settings,
+            energy.clone(),
+        ))
+    });
+    let mut metrics = Metrics::new();
+    if green.is_some() {
+        metrics.register_collector(Box::new(
+            crate::green::scrape::health::HealthCollector::new(energy.clone()),
+        ));
+    }
+    let metrics = Arc::new(metrics);
     let store = Arc::new(FindingsStore::new(d.max_retained_findings));
     let correlator = d.correlation.enabled.then(|| {
         Arc::new(std::sync::Mutex::new(crate::correlation::Correlator::new(
@@ -269,6 +282,7 @@ pub async fn run(
                 environment: d.environment.as_str().into(),
                 confidence: confidence_for(&d.environment),
             },
+            green: green.clone(),
         },
         &specs,
         metrics.clone(),
@@ -324,6 +338,7 @@ pub async fn run(
         environment: d.environment.clone(),
         started: Instant::now(),
         shards,
+        energy: green.as_ref().map(|_| energy.clone()),
     });
     let app = router(state, d.api_enabled).layer(TimeoutLayer::with_status_code(
         axum::http::StatusCode::REQUEST_TIMEOUT,
@@ -422,7 +437,22 @@ pub async fn run(
         "perf-sentinel listening"
     );
 
+    let scrapers = {
+        let m = metrics.clone();
+        crate::green::scrape::spawn_scrapers(
+            &config.green_settings,
+            energy.clone(),
+            Arc::new(move |service: &str| m.service_io_ops_of(service).unwrap_or(0)),
+            shutdown.clone(),
+            &|var: &str| std::env::var(var).ok(),
+        )
+    };
+
     shutdown.cancelled().await;
+    for scraper in scrapers {
+        // Sees the same token; ends at its next await point.
+        let _ = scraper.await;
+    }
     if let Some(guard) = memory_guard {
         // Sees the same token; ends at its next tick at the latest.
         let _ = guard.await;

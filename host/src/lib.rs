@@ -11,6 +11,7 @@ pub mod config;
 pub mod correlation;
 pub mod daemon;
 pub mod findings;
+pub mod green;
 pub mod ingest;
 pub mod metrics;
 pub mod model;

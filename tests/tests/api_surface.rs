@@ -13,7 +13,8 @@ const KEY: &str = "surface-secret-value-42";
 async fn the_effective_config_shows_references_never_secrets() {
     let extra = format!(
         "[daemon.ack]\napi_key = \"env:{KEY_VAR}\"\n\n[detectors.n_plus_one_sql]\nmin_occurrences = 7\n\n\
-         [green.electricity_maps]\napi_key = \"env:EM_KEY\"\n"
+         [green.electricity_maps]\napi_key = \"env:EM_KEY\"\nendpoint = \"http://127.0.0.1:9/v3\"\n\
+         region_map = {{ \"eu-west-3\" = \"FR\" }}\n"
     );
     let keys = format!("{FAST}max_retained_traces = 42\n");
     let daemon = Daemon::start_with_env(&keys, &extra, &[(KEY_VAR, KEY)]);
@@ -118,6 +119,7 @@ async fn without_the_api_ingest_health_and_metrics_remain() {
         "/api/config",
         "/api/acks",
         "/api/correlations",
+        "/api/energy",
     ] {
         let status = reqwest::get(daemon.http(path)).await.unwrap().status();
         assert_eq!(status, 404, "{path}");

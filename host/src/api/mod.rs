@@ -19,6 +19,7 @@ use crate::pipeline::detectors::DetectorSpec;
 
 mod acks;
 mod effective_config;
+mod energy;
 mod findings;
 
 /// What the HTTP handlers share.
@@ -40,6 +41,8 @@ pub struct ApiState {
     pub environment: String,
     pub started: Instant,
     pub shards: usize,
+    /// What the energy scrapers know; `None` when `[green] enabled = false`.
+    pub energy: Option<Arc<crate::green::EnergyState>>,
 }
 
 impl ApiState {
@@ -82,6 +85,7 @@ pub fn router(state: Arc<ApiState>, api_enabled: bool) -> Router {
             .route("/api/status", get(status))
             .route("/api/detectors", get(detectors))
             .route("/api/config", get(effective_config::show))
+            .route("/api/energy", get(energy::show))
             .route(
                 "/api/findings/{signature}/ack",
                 post(acks::create)

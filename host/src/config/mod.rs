@@ -5,6 +5,7 @@
 mod comfort;
 mod detectors;
 mod fields;
+mod green;
 mod load;
 mod problems;
 mod secrets;
@@ -20,6 +21,10 @@ use std::path::PathBuf;
 use toml::Table;
 
 pub use detectors::{DetectorPlan, DetectorSettings, DetectorsConfig};
+pub use green::{
+    CloudConfig, EMAPS_TOKEN_VAR, ElectricityMapsConfig, GreenConfig, KeplerConfig, KeplerKind,
+    RedfishConfig, ScaphandreConfig, ScrapeTarget,
+};
 pub(crate) use load::fold_parse_error;
 pub use load::{FRAGMENT_DIR, MAIN_FILE, from_toml_str, load, load_partial};
 pub(crate) use secrets::CREDENTIAL_KEYS;
@@ -48,8 +53,10 @@ pub struct Config {
     pub detectors: DetectorsConfig,
     /// `[plugins]`.
     pub plugins: PluginsConfig,
-    /// `[green]`, kept as written: its keys are checked by the green module.
+    /// `[green]` as written (shown by `GET /api/config`, credentials masked).
     pub green: Table,
+    /// `[green]`, typed and checked.
+    pub green_settings: GreenConfig,
     // Which file set each key, so later checks (detector builds) name it.
     origins: Origins,
 }
@@ -64,6 +71,7 @@ impl Default for Config {
             detectors: DetectorsConfig::default(),
             plugins: PluginsConfig::default(),
             green: Table::new(),
+            green_settings: GreenConfig::default(),
             origins: Origins::new(DEFAULTS_FILE),
         }
     }

@@ -58,6 +58,7 @@ pub(crate) fn read_config_partial(
     let thresholds = read_thresholds(thresholds.unwrap_or(&empty), &mut problems);
     let detectors = DetectorsConfig::read(detector_tables, environments, &mut problems);
     let plugins = read_plugins(plugins.unwrap_or(&empty), &mut problems);
+    let green_settings = super::green::read_green(&green, &mut problems);
     check_secrets(table, &mut problems);
 
     let list = problems.list;
@@ -69,6 +70,7 @@ pub(crate) fn read_config_partial(
         detectors,
         plugins,
         green,
+        green_settings,
         origins,
     };
     (config, list)

@@ -322,8 +322,9 @@ fn type_and_range_messages() {
     assert_eq!(p.message, "unknown key `deamon` (did you mean `daemon`?)");
     let p = one_problem("daemon = 3");
     assert_eq!(p.message, "expected a table, found an integer (3)");
-    // [green] takes anything for now.
-    assert!(from_toml_str("[green]\nwhatever = 1\n[green.kepler]\nx = 1", "t").is_ok());
+    let p = one_problem("[green]\nenabeld = false");
+    assert_eq!(p.key, "green.enabeld");
+    assert_eq!(p.message, "unknown key `enabeld` (did you mean `enabled`?)");
 }
 
 #[test]
@@ -353,14 +354,17 @@ fn credentials_anywhere_must_be_env_references_and_urls_carry_none() {
 [green.electricity_maps]
 api_key = "abc-literal-key-123"
 endpoint = "https://api.example.com/v3"
+region_map = { "eu-west-3" = "FR" }
 
 [green.kepler]
 endpoint = "http://admin:hunter2@kepler.monitoring:9102/metrics"
 auth_header = "env:KEPLER_AUTH"
+service_mappings = { orders = "orders" }
 
 [green.scaphandre]
 endpoint = "http://scaphandre:8080/metrics"
 auth_header = "Bearer literal-token"
+process_map = { orders = "orders-api" }
 "#;
     let problems = match from_toml_str(text, "green.toml") {
         Err(ConfigError::Invalid(p)) => p,
@@ -380,7 +384,13 @@ auth_header = "Bearer literal-token"
     for secret in ["abc-literal-key", "hunter2", "literal-token"] {
         assert!(!shown.contains(secret), "{shown}");
     }
-    assert!(from_toml_str("[green.kepler]\nauth_header = \"env:KEPLER_AUTH\"\n", "ok").is_ok());
+    let ok = "[green.kepler]\nendpoint = \"http://kepler:9102/metrics\"\nauth_header = \"env:KEPLER_AUTH\"\nservice_mappings = { orders = \"orders\" }\n";
+    let c = from_toml_str(ok, "ok").unwrap();
+    let kepler = c.green_settings.kepler.unwrap();
+    assert_eq!(
+        kepler.target.auth_header_env.as_deref(),
+        Some("KEPLER_AUTH")
+    );
 }
 
 #[test]

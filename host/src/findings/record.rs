@@ -9,6 +9,8 @@ use detector_api::{Finding, IoKind, SpanId, TraceId, TraceView};
 use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
 
+use crate::green::{GreenImpact, HIGH_FACTOR, LOW_FACTOR};
+
 /// What the host stamps on every finding.
 #[derive(Debug, Clone)]
 pub struct Stamp {
@@ -105,7 +107,7 @@ struct RecordJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     extra: Option<BTreeMap<&'a str, &'a str>>,
     first_timestamp: Rfc3339Ns,
-    green_impact: GreenJson,
+    green_impact: GreenJson<'a>,
     last_timestamp: Rfc3339Ns,
     origin: &'a str,
     pattern: PatternJson<'a>,
@@ -130,9 +132,25 @@ struct CodeJson<'a> {
     namespace: &'a str,
 }
 
+// Energy and CO2 appear only when green scoring is on; the mid estimate
+// is `estimated_co2_gco2`, its band `_low` (x0.5) and `_high` (x2).
 #[derive(Serialize)]
-struct GreenJson {
+struct GreenJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    energy_source: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    estimated_co2_gco2: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    estimated_co2_gco2_high: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    estimated_co2_gco2_low: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    estimated_energy_kwh: Option<f64>,
     estimated_extra_io_ops: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grid_intensity_gco2_kwh: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grid_region: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     io_intensity_band: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -254,7 +272,7 @@ impl AsciiBuf<'_> {
 impl FindingRecord {
     /// Stamps a finding from `view`'s trace.
     pub fn new(finding: Finding, origin: &Arc<str>, stamp: &Stamp, view: &TraceView<'_>) -> Self {
-        Self::build(finding, origin, stamp, Some(io_intensity(view)))
+        Self::build(finding, origin, stamp, Some(io_intensity(view)), None)
     }
 
     /// Stamps a finding of a trace whose [`io_intensity`] is already known
@@ -265,12 +283,24 @@ impl FindingRecord {
         stamp: &Stamp,
         intensity: (f64, &'static str),
     ) -> Self {
-        Self::build(finding, origin, stamp, Some(intensity))
+        Self::build(finding, origin, stamp, Some(intensity), None)
     }
 
     /// Stamps a cross-trace finding (from `flush`).
     pub fn without_trace(finding: Finding, origin: &Arc<str>, stamp: &Stamp) -> Self {
-        Self::build(finding, origin, stamp, None)
+        Self::build(finding, origin, stamp, None, None)
+    }
+
+    /// Stamps a finding with its trace's I/O intensity (none for a
+    /// cross-trace finding) and its green score (none when scoring is off).
+    pub fn scored(
+        finding: Finding,
+        origin: &Arc<str>,
+        stamp: &Stamp,
+        intensity: Option<(f64, &'static str)>,
+        green: Option<&GreenImpact>,
+    ) -> Self {
+        Self::build(finding, origin, stamp, intensity, green)
     }
 
     fn build(
@@ -278,6 +308,7 @@ impl FindingRecord {
         origin: &Arc<str>,
         stamp: &Stamp,
         intensity: Option<(f64, &'static str)>,
+        green: Option<&GreenImpact>,
     ) -> Self {
         let signature = signature(&finding);
         let f = &finding;
@@ -301,7 +332,14 @@ impl FindingRecord {
             }),
             first_timestamp: Rfc3339Ns(f.first_ns),
             green_impact: GreenJson {
+                energy_source: green.map(|g| g.energy_source.as_str()),
+                estimated_co2_gco2: green.map(|g| g.co2_gco2),
+                estimated_co2_gco2_high: green.map(|g| g.co2_gco2 * HIGH_FACTOR),
+                estimated_co2_gco2_low: green.map(|g| g.co2_gco2 * LOW_FACTOR),
+                estimated_energy_kwh: green.map(|g| g.energy_kwh),
                 estimated_extra_io_ops: f.avoidable_io,
+                grid_intensity_gco2_kwh: green.map(|g| g.gco2_per_kwh),
+                grid_region: green.map(|g| g.region.as_str()),
                 io_intensity_band: intensity.map(|(_, band)| band),
                 io_intensity_score: intensity.map(|(score, _)| (score * 100.0).round() / 100.0),
             },
@@ -431,6 +469,50 @@ mod tests {
         // Keys come out sorted, as a `serde_json::Value` would print them.
         let resorted = serde_json::to_string(&j).unwrap();
         assert_eq!(rec.json, resorted);
+    }
+
+    #[test]
+    fn green_scores_appear_sorted_beside_the_io_figures() {
+        let f = Finding::new("n_plus_one_sql", Severity::Critical, TraceId([2; 16]))
+            .template("SELECT ?")
+            .service("orders")
+            .avoidable_io(11);
+        let stamp = Stamp {
+            environment: "staging".into(),
+            confidence: confidence_for("staging"),
+        };
+        let impact = GreenImpact {
+            energy_kwh: 6.2425e-7,
+            co2_gco2: 3.2e-5,
+            region: "eu-west-3".into(),
+            gco2_per_kwh: 51.0,
+            energy_source: "proxy".into(),
+        };
+        let rec = FindingRecord::scored(
+            f.clone(),
+            &"builtin".into(),
+            &stamp,
+            Some((1.0, "healthy")),
+            Some(&impact),
+        );
+        let j: serde_json::Value = serde_json::from_str(&rec.json).unwrap();
+        let g = &j["green_impact"];
+        assert_eq!(g["estimated_extra_io_ops"], 11);
+        assert_eq!(g["estimated_energy_kwh"], 6.2425e-7);
+        assert_eq!(g["estimated_co2_gco2"], 3.2e-5);
+        assert_eq!(g["estimated_co2_gco2_low"], 1.6e-5);
+        assert_eq!(g["estimated_co2_gco2_high"], 6.4e-5);
+        assert_eq!(g["grid_region"], "eu-west-3");
+        assert_eq!(g["grid_intensity_gco2_kwh"], 51.0);
+        assert_eq!(g["energy_source"], "proxy");
+        assert_eq!(rec.json, serde_json::to_string(&j).unwrap());
+        // Unscored: the line is what it always was.
+        let plain =
+            FindingRecord::with_intensity(f.clone(), &"builtin".into(), &stamp, (1.0, "healthy"));
+        let unscored =
+            FindingRecord::scored(f, &"builtin".into(), &stamp, Some((1.0, "healthy")), None);
+        assert_eq!(plain.json, unscored.json);
+        assert!(!plain.json.contains("estimated_energy_kwh"));
     }
 
     #[test]

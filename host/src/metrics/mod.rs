@@ -54,6 +54,13 @@ pub struct IoTypeLabel {
     pub r#type: &'static str,
 }
 
+/// `io` (every outbound operation, plus embodied carbon per request) or
+/// `avoidable` (what N+1 and redundant findings say could be saved).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScopeLabel {
+    pub scope: &'static str,
+}
+
 /// Buckets of slow operations: 100 ms to about 100 s.
 fn slow_histogram() -> HistogramWithExemplars<TraceIdLabel> {
     HistogramWithExemplars::new(exponential_buckets(0.1, 2.0, 11))
@@ -126,6 +133,8 @@ pub struct Metrics {
     pub io_ops: Counter,
     pub avoidable_io_ops: Counter,
     pub io_waste_ratio: Gauge<f64, AtomicU64>,
+    pub energy_kwh: Family<ScopeLabel, Gauge<f64, AtomicU64>>,
+    pub carbon_gco2: Family<ScopeLabel, Gauge<f64, AtomicU64>>,
 }
 
 impl Metrics {
@@ -168,6 +177,8 @@ impl Metrics {
             io_ops: Counter::default(),
             avoidable_io_ops: Counter::default(),
             io_waste_ratio: Gauge::default(),
+            energy_kwh: Family::default(),
+            carbon_gco2: Family::default(),
             registry: Registry::default(),
         };
         let r = registry;
@@ -331,9 +342,65 @@ impl Metrics {
             "Avoidable over all I/O calls since start",
             m.io_waste_ratio.clone(),
         );
+        r.register(
+            "energy_kwh",
+            "Estimated energy of analyzed I/O since start, in kWh (scope io: every outbound operation; avoidable: what findings say could be saved)",
+            m.energy_kwh.clone(),
+        );
+        r.register(
+            "carbon_gco2",
+            "Estimated CO2 of analyzed I/O since start, in grams, mid estimate (scope io includes embodied carbon per request)",
+            m.carbon_gco2.clone(),
+        );
         Self {
             registry: root,
             ..m
+        }
+    }
+
+    /// Registers a collector under the `perf_sentinel_` prefix (the energy
+    /// scrapers' health). Before the metrics are shared.
+    pub fn register_collector(
+        &mut self,
+        collector: Box<dyn prometheus_client::collector::Collector>,
+    ) {
+        self.registry
+            .sub_registry_with_prefix("perf_sentinel")
+            .register_collector(collector);
+    }
+
+    /// Cumulative outbound I/O calls of `service`, if it has a label.
+    pub fn service_io_ops_of(&self, service: &str) -> Option<u64> {
+        let known = self
+            .services
+            .read()
+            .map(|s| s.contains(service))
+            .unwrap_or(false);
+        known.then(|| {
+            self.service_io_ops
+                .get_or_create(&ServiceLabel {
+                    service: service.to_owned(),
+                })
+                .get()
+        })
+    }
+
+    /// Adds one trace's energy and carbon (every operation, and the avoidable part).
+    pub fn record_energy(
+        &self,
+        io_kwh: f64,
+        io_gco2: f64,
+        avoidable_kwh: f64,
+        avoidable_gco2: f64,
+    ) {
+        for (family, io, avoidable) in [
+            (&self.energy_kwh, io_kwh, avoidable_kwh),
+            (&self.carbon_gco2, io_gco2, avoidable_gco2),
+        ] {
+            family.get_or_create(&ScopeLabel { scope: "io" }).inc_by(io);
+            family
+                .get_or_create(&ScopeLabel { scope: "avoidable" })
+                .inc_by(avoidable);
         }
     }
 
@@ -432,6 +499,35 @@ mod tests {
                 .count(),
             MAX_SERVICE_LABELS
         );
+    }
+
+    #[test]
+    fn energy_and_carbon_accumulate_by_scope() {
+        let m = Metrics::new();
+        m.record_energy(1e-6, 0.002, 5e-7, 0.0001);
+        m.record_energy(1e-6, 0.002, 0.0, 0.0);
+        let text = m.encode_prometheus();
+        let value = |series: &str| -> f64 {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(series))
+                .unwrap_or_else(|| panic!("no {series} in {text}"));
+            line[series.len()..].trim().parse().unwrap()
+        };
+        let close = |a: f64, b: f64| (a - b).abs() <= b * 1e-9;
+        assert!(close(value("perf_sentinel_energy_kwh{scope=\"io\"}"), 2e-6));
+        assert!(close(
+            value("perf_sentinel_energy_kwh{scope=\"avoidable\"}"),
+            5e-7
+        ));
+        assert!(close(
+            value("perf_sentinel_carbon_gco2{scope=\"io\"}"),
+            0.004
+        ));
+        assert!(close(
+            value("perf_sentinel_carbon_gco2{scope=\"avoidable\"}"),
+            1e-4
+        ));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 use abi_stable::std_types::{ROption, RSlice};
 use detector_api::{
@@ -15,6 +16,7 @@ use xxhash_rust::xxh3::Xxh3;
 use super::detectors::ActiveDetector;
 
 use crate::findings::{FindingRecord, Stamp, io_intensity};
+use crate::green::GreenScorer;
 use crate::metrics::Metrics;
 use crate::model::TraceFragment;
 use crate::normalize::{normalize_http, normalize_sql};
@@ -201,6 +203,8 @@ pub struct Analyzer {
     detectors: Vec<ActiveDetector>,
     stamp: Stamp,
     findings: RVec<Finding>,
+    /// Green scoring; `None` when `[green] enabled = false`.
+    green: Option<Arc<GreenScorer>>,
 }
 
 impl Analyzer {
@@ -210,7 +214,19 @@ impl Analyzer {
             detectors,
             stamp,
             findings: RVec::new(),
+            green: None,
         }
+    }
+
+    /// Scores every finding's energy and CO2 with `green`.
+    pub fn with_green(mut self, green: Option<Arc<GreenScorer>>) -> Self {
+        self.green = green;
+        self
+    }
+
+    /// The green scorer, when scoring is on.
+    pub fn green(&self) -> Option<&Arc<GreenScorer>> {
+        self.green.as_ref()
     }
 
     /// True when it runs no detector.
@@ -229,11 +245,13 @@ impl Analyzer {
             d.detect(view, &mut self.findings, metrics);
             for f in self.findings.drain(..) {
                 let intensity = *intensity.get_or_insert_with(|| io_intensity(view));
-                records.push(FindingRecord::with_intensity(
+                let green = self.green.as_ref().map(|g| g.score_finding(&f, Some(view)));
+                records.push(FindingRecord::scored(
                     f,
                     &d.spec.origin,
                     &self.stamp,
-                    intensity,
+                    Some(intensity),
+                    green.as_ref(),
                 ));
             }
         }
@@ -260,7 +278,14 @@ impl Analyzer {
             self.findings.clear();
             d.flush(now_ns, &mut self.findings, metrics);
             for f in self.findings.drain(..) {
-                records.push(FindingRecord::without_trace(f, &d.spec.origin, &self.stamp));
+                let green = self.green.as_ref().map(|g| g.score_finding(&f, None));
+                records.push(FindingRecord::scored(
+                    f,
+                    &d.spec.origin,
+                    &self.stamp,
+                    None,
+                    green.as_ref(),
+                ));
             }
         }
         records.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
@@ -273,6 +298,33 @@ impl Analyzer {
 /// template and endpoint: the larger figure wins).
 pub fn io_accounting(view: &TraceView<'_>, records: &[FindingRecord]) -> (u64, u64) {
     io_accounting_by_service(view, records, |_, _| {})
+}
+
+/// Energy (kWh) and carbon (g) of the operations the findings say could
+/// have been avoided, counted like [`io_accounting`] counts them.
+pub fn avoidable_energy(
+    view: &TraceView<'_>,
+    records: &[FindingRecord],
+    green: &GreenScorer,
+) -> (f64, f64) {
+    let mut worst: HashMap<(&str, &str), (u32, f64, f64)> = HashMap::new();
+    for r in records {
+        let f = &r.finding;
+        let kind = f.kind.as_str();
+        if !(kind.starts_with("n_plus_one_") || kind.starts_with("redundant_")) {
+            continue;
+        }
+        let slot = worst
+            .entry((f.template.as_str(), f.endpoint.as_str()))
+            .or_insert((0, 0.0, 0.0));
+        if f.avoidable_io > slot.0 {
+            let g = green.score_finding(f, Some(view));
+            *slot = (f.avoidable_io, g.energy_kwh, g.co2_gco2);
+        }
+    }
+    worst
+        .values()
+        .fold((0.0, 0.0), |(e, c), &(_, ke, kc)| (e + ke, c + kc))
 }
 
 /// [`io_accounting`], also reporting each service's outbound calls to

@@ -42,6 +42,8 @@ pub struct PipelineSettings {
     pub stamp: Stamp,
     /// Analyzed traces kept for explain, across all shards.
     pub retained_traces: usize,
+    /// Green scoring; `None` when `[green] enabled = false`.
+    pub green: Option<Arc<crate::green::GreenScorer>>,
 }
 
 /// Why the pipeline could not start.
@@ -90,7 +92,8 @@ impl Pipeline {
             (None, None)
         } else {
             let analyzer =
-                Analyzer::new(build(&mut cross_specs.into_iter())?, settings.stamp.clone());
+                Analyzer::new(build(&mut cross_specs.into_iter())?, settings.stamp.clone())
+                    .with_green(settings.green.clone());
             let (tx, handle) = cross::spawn(analyzer, metrics.clone(), sink.clone())?;
             (Some(tx), Some(handle))
         };
@@ -101,7 +104,8 @@ impl Pipeline {
             let (tx, rx) = channel();
             let shard = Shard {
                 window: TraceWindow::new(per_shard),
-                analyzer: Analyzer::new(detectors, settings.stamp.clone()),
+                analyzer: Analyzer::new(detectors, settings.stamp.clone())
+                    .with_green(settings.green.clone()),
                 scratch: Default::default(),
                 cross: cross_tx.clone(),
                 rx,

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use std::sync::mpsc::SyncSender;
 
-use super::analyze::{Analyzer, PrepScratch, io_accounting_by_service, prepare, with_view};
+use super::analyze::{
+    Analyzer, PrepScratch, avoidable_energy, io_accounting_by_service, prepare, with_view,
+};
 use super::cross::CrossMsg;
 use super::explain::{RetainedTraces, TraceSource, explain};
 use super::queue::{Admission, ShardMsg};
@@ -137,6 +139,11 @@ impl Shard {
                         metrics.record_service_io(service, calls)
                     });
                 metrics.record_io(total, avoidable);
+                if let Some(green) = analyzer.green() {
+                    let trace = green.score_trace(view);
+                    let (kwh, gco2) = avoidable_energy(view, &records, green);
+                    metrics.record_energy(trace.io_kwh, trace.io_gco2, kwh, gco2);
+                }
                 records
             });
             self.metrics
