@@ -84,13 +84,7 @@ impl GreenScorer {
         now: Instant,
     ) -> Resolved<'a> {
         let name = span
-            .and_then(|s| {
-                s.attributes
-                    .iter()
-                    .find(|a| a.key.as_str() == CLOUD_REGION)
-                    .map(|a| a.value.as_str())
-            })
-            .filter(|r| !r.is_empty())
+            .and_then(span_region)
             .or_else(|| self.service_regions.get(service).map(String::as_str))
             .or(self.default_region.as_deref());
         let info = name.and_then(regions::lookup).unwrap_or(WORLD);
@@ -166,27 +160,66 @@ impl GreenScorer {
             io_kwh: 0.0,
             io_gco2: self.embodied_gco2,
         };
+        // A trace has few (service, region) pairs: resolve each once, so
+        // the shared state is read per pair, not per span.
+        let mut resolved: Vec<(&str, Option<&str>, PerOp)> = Vec::new();
         for k in [IoKind::Sql, IoKind::Http, IoKind::Messaging, IoKind::Rpc] {
             for &i in view.of_kind(k) {
                 let s = &spans[i as usize];
                 if s.span_kind.is_inbound() {
                     continue;
                 }
-                let weight = match k {
-                    IoKind::Sql => sql_weight(s.target.as_str()),
-                    IoKind::Http => http_weight(s.response_bytes.into_option()),
-                    _ => 1.0,
-                };
                 let service = s.service.as_str();
-                let region = self.region(service, Some(s), now);
-                let (it, _) = self.it_energy(service, 1.0, weight, now);
-                let kwh = it * region.info.provider.pue();
+                let attr = span_region(s);
+                let per_op = match resolved
+                    .iter()
+                    .find(|(sv, a, _)| *sv == service && *a == attr)
+                {
+                    Some((_, _, p)) => *p,
+                    None => {
+                        let region = self.region(service, Some(s), now);
+                        let p = PerOp {
+                            measured_kwh: self.state.measured(service, now).map(|m| m.kwh_per_op),
+                            pue: region.info.provider.pue(),
+                            intensity: region.intensity,
+                        };
+                        resolved.push((service, attr, p));
+                        p
+                    }
+                };
+                let it = per_op.measured_kwh.unwrap_or_else(|| {
+                    BASELINE_KWH_PER_OP
+                        * match k {
+                            IoKind::Sql => sql_weight(s.target.as_str()),
+                            IoKind::Http => http_weight(s.response_bytes.into_option()),
+                            _ => 1.0,
+                        }
+                });
+                let kwh = it * per_op.pue;
                 total.io_kwh += kwh;
-                total.io_gco2 += kwh * region.intensity;
+                total.io_gco2 += kwh * per_op.intensity;
             }
         }
         total
     }
+}
+
+/// What one operation of a (service, region) pair costs, resolved once
+/// per trace.
+#[derive(Clone, Copy)]
+struct PerOp {
+    measured_kwh: Option<f64>,
+    pue: f64,
+    intensity: f64,
+}
+
+/// A span's own `cloud.region`, when it has a non-empty one.
+fn span_region<'a>(span: &'a SpanView<'a>) -> Option<&'a str> {
+    span.attributes
+        .iter()
+        .find(|a| a.key.as_str() == CLOUD_REGION)
+        .map(|a| a.value.as_str())
+        .filter(|r| !r.is_empty())
 }
 
 #[cfg(test)]

@@ -128,3 +128,46 @@ fn measured_energy_replaces_the_proxy_while_fresh() {
     assert!(close(stale.energy_kwh, 6.2425e-7));
     assert_eq!(stale.gco2_per_kwh, 51.0);
 }
+
+#[test]
+fn a_trace_mixing_services_and_regions_adds_each_operation_at_its_own_rate() {
+    let state = Arc::new(EnergyState::new());
+    let scorer = GreenScorer::new(
+        &config(
+            "[green]\ndefault_region = \"eu-west-3\"\nembodied_carbon_per_request_gco2 = 0\n[green.service_regions]\nbilling = \"us-east-1\"\n",
+        ),
+        state.clone(),
+    );
+    state.configure("kepler", "http://k".into(), Duration::from_secs(60));
+    state.set_measured("kepler", [("billing".to_owned(), 1e-6)], Instant::now());
+    let mut t = TraceBuilder::new();
+    let root = t.root(SpanSpec::server("GET", "/checkout").service("orders"));
+    // orders, eu-west-3 (51 g, PUE 1.135): one SELECT, proxy.
+    t.child(root, SpanSpec::sql("SELECT 1", "").service("orders"));
+    // orders, but this span says GCP europe-west9 (51 g, PUE 1.1).
+    t.child(
+        root,
+        SpanSpec::sql("DELETE FROM carts WHERE id = ?", "1")
+            .service("orders")
+            .attr("cloud.region", "europe-west9"),
+    );
+    // billing, us-east-1 (379 g, PUE 1.135): two calls, measured 1e-6 kWh each.
+    t.child(
+        root,
+        SpanSpec::http_client("POST", "pay/charge", "").service("billing"),
+    );
+    t.child(
+        root,
+        SpanSpec::http_client("POST", "pay/charge", "").service("billing"),
+    );
+    let e = t.with_view(|v| scorer.score_trace(v));
+    let kwh = [
+        1e-7 * 0.5 * 1.135,
+        1e-7 * 1.2 * 1.1,
+        1e-6 * 1.135,
+        1e-6 * 1.135,
+    ];
+    let g = [kwh[0] * 51.0, kwh[1] * 51.0, kwh[2] * 379.0, kwh[3] * 379.0];
+    assert!(close(e.io_kwh, kwh.iter().sum()), "{e:?}");
+    assert!(close(e.io_gco2, g.iter().sum()), "{e:?}");
+}
