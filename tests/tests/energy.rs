@@ -71,6 +71,40 @@ async fn exporter(body: &'static str, need: Option<String>) -> (String, Arc<Atom
     (format!("http://{addr}"), hits)
 }
 
+/// `/metrics` read by the official Python parser (strict OpenMetrics or
+/// Prometheus text): the scrapers' collector must produce what Prometheus
+/// accepts.
+fn python_parse(format: &str, body: &str) -> Value {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let python = std::env::var("PERF_SENTINEL_PYTHON")
+        .expect("PERF_SENTINEL_PYTHON is not set: run the suite with ./scripts/test.sh");
+    let mut child = Command::new(python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tools/parse_metrics.py"
+        ))
+        .arg(format)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the {format} parser refused /metrics: {}\n{body}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 async fn energy(daemon: &Daemon) -> Value {
     serde_json::from_str(&daemon.get("/api/energy").await).unwrap()
 }
@@ -180,6 +214,41 @@ async fn proxy_scores_then_measured_energy_replaces_it() {
     assert!(metrics.contains("perf_sentinel_electricity_maps_last_scrape_age_seconds "));
     assert!(metric_value(&metrics, "perf_sentinel_energy_kwh{scope=\"io\"}") > 0.0);
     assert!(metric_value(&metrics, "perf_sentinel_carbon_gco2{scope=\"avoidable\"}") > 0.0);
+
+    let plain = python_parse("prometheus", &metrics);
+    assert!(
+        plain["samples"]["perf_sentinel_scaphandre_scrape_total{status=\"ok\"}"]
+            .as_f64()
+            .unwrap()
+            >= 2.0,
+        "{plain}"
+    );
+    let om = reqwest::Client::new()
+        .get(daemon.http("/metrics"))
+        .header("accept", "application/openmetrics-text;version=1.0.0")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let om = python_parse("openmetrics", &om);
+    let samples = &om["samples"];
+    assert_eq!(
+        samples["perf_sentinel_energy_backend_configured{backend=\"electricity_maps\"}"], 1.0,
+        "{om}"
+    );
+    assert!(
+        samples["perf_sentinel_electricity_maps_last_scrape_age_seconds{}"].is_number(),
+        "{om}"
+    );
+    assert!(
+        samples["perf_sentinel_energy_kwh{scope=\"io\"}"]
+            .as_f64()
+            .unwrap()
+            > 0.0,
+        "{om}"
+    );
 
     let config = daemon.get("/api/config").await;
     assert!(config.contains("env:PS_E2E_EMAPS"), "{config}");
