@@ -83,3 +83,45 @@ impl Collector for HealthCollector {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::metrics::Metrics;
+
+    #[test]
+    fn every_backend_exports_the_names_the_chart_alerts_on() {
+        let state = Arc::new(EnergyState::new());
+        let mut metrics = Metrics::new();
+        metrics.register_collector(Box::new(HealthCollector::new(state.clone())));
+        for b in BACKENDS {
+            state.configure(b, "http://x:1".into(), Duration::from_secs(5));
+        }
+        state.scrape_ok("kepler", vec![], Instant::now());
+        state.scrape_failed("kepler", "timeout", "timed out".into());
+        let text = metrics.encode_prometheus();
+        for b in BACKENDS {
+            // The Helm chart's PerfSentinelEnergyScraperStale rule.
+            assert!(
+                text.contains(&format!("\nperf_sentinel_{b}_last_scrape_age_seconds ")),
+                "{b}: {text}"
+            );
+            assert!(
+                text.contains(&format!(
+                    "perf_sentinel_energy_backend_configured{{backend=\"{b}\"}} 1"
+                )),
+                "{text}"
+            );
+        }
+        assert!(
+            text.contains("perf_sentinel_kepler_scrape_total{status=\"ok\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("perf_sentinel_kepler_scrape_total{status=\"error\"} 1"));
+        assert!(text.contains("perf_sentinel_kepler_scrape_failed_total{reason=\"timeout\"} 1"));
+        let chart = include_str!("../../../../charts/perf-sentinel/templates/prometheusrule.yaml");
+        assert!(chart.contains("perf_sentinel_{{ . }}_last_scrape_age_seconds"));
+    }
+}
