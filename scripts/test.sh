@@ -11,6 +11,7 @@ want=(
   prometheus-client==0.26.0
   opentelemetry-sdk==1.45.1
   opentelemetry-exporter-zipkin-json==1.45.1
+  check-jsonschema==0.39.0
 )
 # Every wanted package installed at its pinned version?
 have_all() {
