@@ -368,7 +368,7 @@ fn sarif_validates_against_the_official_schema_and_points_at_source_lines() {
         efcore["message"]["text"]
             .as_str()
             .unwrap()
-            .ends_with("(seen in 1 trace)")
+            .ends_with("(seen once)")
     );
 
     // Spans that name their source: the N+1 points at the file and line.

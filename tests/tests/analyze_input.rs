@@ -157,7 +157,7 @@ fn other_unusable_inputs_are_named() {
         &[],
         &[
             "invalid OTLP resourceSpans item at line 1, column",
-            "expected i32",
+            "\"server\" is not an integer",
         ],
     );
     assert_refused(

@@ -6,13 +6,17 @@
 
 use std::sync::Arc;
 
-use crate::findings::{FindingRecord, Stamp};
+use std::sync::mpsc::{SyncSender, sync_channel};
+
+use crate::findings::Stamp;
 use crate::metrics::Metrics;
 use crate::model::TraceFragment;
 use crate::pipeline::analyze::{Analyzer, PrepScratch, io_accounting, prepare, with_view};
 use crate::pipeline::detectors::{ActiveDetector, DetectorSpec};
 
+use super::assemble::Traces;
 use super::error::AnalyzeError;
+use super::fold::Folder;
 
 /// The confidence batch findings carry.
 pub const CONFIDENCE: &str = "ci_batch";
@@ -35,18 +39,25 @@ impl IoTotals {
     }
 }
 
-/// Every finding, in no particular order, and the I/O totals.
-#[derive(Debug, Default)]
+/// The findings, folded by signature, and the I/O totals.
+#[derive(Default)]
 pub struct Analysis {
-    pub records: Vec<FindingRecord>,
+    pub findings: Folder,
     pub io: IoTotals,
 }
 
-/// Runs `specs` over `traces` with up to `threads` threads. `acked` says
+/// Traces waiting for the cross-trace detectors, per worker.
+const CROSS_QUEUE: usize = 64;
+
+/// A trace on its way to the cross-trace detectors.
+type Prepared = (TraceFragment, crate::pipeline::analyze::Prepared);
+
+/// Runs `specs` over every trace of `traces` with `threads` worker threads
+/// (plus the calling thread for cross-trace detectors). `acked` says
 /// whether a signature is acknowledged (for the unacknowledged I/O share);
 /// `now_ns` is what cross-trace detectors are flushed at.
 pub fn run(
-    traces: &[TraceFragment],
+    traces: &Traces,
     specs: &[Arc<DetectorSpec>],
     environment: &str,
     acked: &(dyn Fn(&str) -> bool + Sync),
@@ -73,74 +84,89 @@ pub fn run(
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Analyzer::new(detectors, stamp.clone()))
     };
-    let workers = threads.clamp(1, traces.len().div_ceil(256).max(1));
-    let per_trace: Vec<Analyzer> = (0..workers)
+    let workers = threads.clamp(1, traces.len().max(1));
+    let analyzers: Vec<Analyzer> = (0..workers)
         .map(|_| build(false))
         .collect::<Result<_, _>>()?;
     let mut cross = build(true)?;
-    let slice = traces.len().div_ceil(workers).max(1);
+    let feed_cross = !cross.is_empty();
     let metrics = &metrics;
-    let (mut analysis, cross_records) = std::thread::scope(|scope| {
-        let handles: Vec<_> = per_trace
-            .into_iter()
-            .zip(traces.chunks(slice))
-            .map(|(analyzer, part)| {
-                std::thread::Builder::new()
-                    .name("analyze".into())
-                    .spawn_scoped(scope, move || {
-                        per_trace_pass(analyzer, part, acked, metrics)
-                    })
-            })
-            .collect::<Result<_, _>>()
-            .map_err(AnalyzeError::Thread)?;
-        let cross_records = (!cross.is_empty()).then(|| {
-            let mut scratch = PrepScratch::default();
-            let mut records = Vec::new();
-            for frag in traces {
-                let prep = prepare(frag, &mut scratch);
-                records.extend(with_view(frag, &prep, |view| cross.run(view, metrics)));
+    std::thread::scope(|scope| {
+        let mut handles = Vec::with_capacity(workers);
+        let mut queues = Vec::with_capacity(workers);
+        for (k, analyzer) in analyzers.into_iter().enumerate() {
+            let (tx, rx) = sync_channel::<Prepared>(CROSS_QUEUE);
+            let handle = std::thread::Builder::new()
+                .name("analyze".into())
+                .spawn_scoped(scope, move || {
+                    let tx = feed_cross.then_some(tx);
+                    per_trace_pass(analyzer, traces, k, workers, acked, metrics, tx)
+                })
+                .map_err(AnalyzeError::Thread)?;
+            handles.push(handle);
+            queues.push(rx);
+        }
+        let mut out = Analysis::default();
+        if feed_cross {
+            // In input order: worker `n % workers` analyzed trace `n`.
+            for n in 0..traces.len() {
+                let Ok((frag, prep)) = queues[n % workers].recv() else {
+                    break;
+                };
+                for r in with_view(&frag, &prep, |view| cross.run(view, metrics)) {
+                    out.findings.add(r);
+                }
             }
-            records.extend(cross.flush(now_ns, metrics));
-            records
-        });
-        let mut analysis = Analysis::default();
+            for r in cross.flush(now_ns, metrics) {
+                out.findings.add(r);
+            }
+        }
+        drop(queues);
         for handle in handles {
             // A detector's panic is caught where it is called: a worker
             // itself panicking is a bug, reported as one.
             let part = handle.join().map_err(|_| {
                 AnalyzeError::Thread(std::io::Error::other("an analysis thread panicked"))
             })?;
-            analysis.records.extend(part.records);
-            analysis.io.add(part.io);
+            out.findings.merge(part.findings);
+            out.io.add(part.io);
         }
-        Ok::<_, AnalyzeError>((analysis, cross_records))
-    })?;
-    analysis.records.extend(cross_records.into_iter().flatten());
-    Ok(analysis)
+        Ok(out)
+    })
 }
 
+/// Worker `k` of `workers`: traces `k`, `k + workers`, ... through the
+/// per-trace detectors, each then handed to the cross-trace detectors.
 fn per_trace_pass(
     mut analyzer: Analyzer,
-    traces: &[TraceFragment],
+    traces: &Traces,
+    k: usize,
+    workers: usize,
     acked: &(dyn Fn(&str) -> bool + Sync),
     metrics: &Metrics,
+    cross: Option<SyncSender<Prepared>>,
 ) -> Analysis {
     let mut out = Analysis::default();
     let mut scratch = PrepScratch::default();
-    for frag in traces {
-        let prep = prepare(frag, &mut scratch);
-        with_view(frag, &prep, |view| {
+    for n in (k..traces.len()).step_by(workers) {
+        let Some(frag) = traces.fragment(n) else {
+            continue;
+        };
+        let prep = prepare(&frag, &mut scratch);
+        with_view(&frag, &prep, |view| {
             let records = analyzer.run(view, metrics);
             let (total, avoidable) = io_accounting(view, &records);
             let avoidable_unacked = if records.iter().any(|r| acked(&r.signature)) {
                 let (shown, hidden): (Vec<_>, Vec<_>) =
                     records.into_iter().partition(|r| !acked(&r.signature));
                 let (_, avoidable) = io_accounting(view, &shown);
-                out.records.extend(shown);
-                out.records.extend(hidden);
+                shown
+                    .into_iter()
+                    .chain(hidden)
+                    .for_each(|r| out.findings.add(r));
                 avoidable
             } else {
-                out.records.extend(records);
+                records.into_iter().for_each(|r| out.findings.add(r));
                 avoidable
             };
             out.io.add(IoTotals {
@@ -149,6 +175,11 @@ fn per_trace_pass(
                 avoidable_unacked,
             });
         });
+        if let Some(tx) = &cross
+            && tx.send((frag, prep)).is_err()
+        {
+            break;
+        }
     }
     out
 }

@@ -4,11 +4,10 @@
 //! A parse error names the element's place in the input.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 
 use super::error::{InputError, Position};
-use super::jaeger;
 use super::split::{Chunk, Element, Format};
+use super::{jaeger, otlp_json};
 use crate::ingest::convert::{ConvertLimits, convert};
 use crate::ingest::zipkin;
 use crate::model::TraceFragment;
@@ -30,22 +29,17 @@ pub fn decode(
     chunk: &Chunk,
     limits: &ConvertLimits,
 ) -> Result<Decoded, InputError> {
-    if let Err(e) = std::str::from_utf8(&chunk.bytes) {
-        let at = e.valid_up_to();
-        let element = chunk
-            .elements
-            .iter()
-            .find(|el| el.range.contains(&at))
-            .or(chunk.elements.last());
-        let at = element.map_or_else(Position::default, |el| {
-            advance(el.at, &chunk.bytes[el.range.start..at])
-        });
-        return Err(InputError::InvalidUtf8 { at });
-    }
     let request = match format {
         Format::Otlp => otlp(chunk)?,
         Format::Jaeger => jaeger(chunk)?,
-        Format::Zipkin => zipkin(chunk)?,
+        Format::Zipkin => {
+            // Zipkin's decoder checks UTF-8 over the whole array it is
+            // given; checked here first, the message can say where.
+            if let Err(e) = std::str::from_utf8(&chunk.bytes) {
+                return Err(invalid_utf8(chunk, e.valid_up_to()));
+            }
+            zipkin(chunk)?
+        }
     };
     let converted = convert(&request, 1, limits);
     Ok(Decoded {
@@ -57,10 +51,23 @@ pub fn decode(
     })
 }
 
+/// Invalid UTF-8 at byte `at` of the chunk, placed in the input.
+fn invalid_utf8(chunk: &Chunk, at: usize) -> InputError {
+    let element = chunk
+        .elements
+        .iter()
+        .find(|el| el.range.contains(&at))
+        .or(chunk.elements.last());
+    let at = element.map_or_else(Position::default, |el| {
+        advance(el.at, &chunk.bytes[el.range.start..at.max(el.range.start)])
+    });
+    InputError::InvalidUtf8 { at }
+}
+
 fn otlp(chunk: &Chunk) -> Result<ExportTraceServiceRequest, InputError> {
     let mut resource_spans = Vec::with_capacity(chunk.elements.len());
     for el in &chunk.elements {
-        let rs: ResourceSpans = serde_json::from_slice(&chunk.bytes[el.range.clone()])
+        let rs = otlp_json::resource_spans(&chunk.bytes[el.range.clone()])
             .map_err(|e| malformed(chunk, el, "OTLP resourceSpans item", &e))?;
         resource_spans.push(rs);
     }
@@ -124,9 +131,13 @@ fn spans_of(element: &[u8]) -> &[u8] {
     }
 }
 
-/// A serde error inside `el`, placed in the input.
+/// A serde error inside `el`, placed in the input; invalid UTF-8 (which
+/// serde reports as a bad string) is reported as such.
 fn malformed(chunk: &Chunk, el: &Element, what: &'static str, e: &serde_json::Error) -> InputError {
     let bytes = &chunk.bytes[el.range.clone()];
+    if let Err(bad) = std::str::from_utf8(bytes) {
+        return invalid_utf8(chunk, el.range.start + bad.valid_up_to());
+    }
     let rel = offset_of(bytes, e.line(), e.column());
     InputError::Malformed {
         at: advance(el.at, &bytes[..rel]),
@@ -204,7 +215,7 @@ mod tests {
     fn a_bad_item_is_placed_in_the_file() {
         let input = "{\"resourceSpans\":[\n{\"scopeSpans\":[]},\n  {\"scopeSpans\":[{\"spans\":[{\"kind\":\"x\"}]}]}]}";
         let e = run(input).err().unwrap().to_string();
-        assert!(e.starts_with("has an invalid OTLP resourceSpans item at line 3, column 38 (byte 75): invalid type: string \"x\", expected i32"), "{e}");
+        assert!(e.starts_with("has an invalid OTLP resourceSpans item at line 3, column 38 (byte 75): \"x\" is not an integer in range"), "{e}");
         assert!(!e.contains("at line 1 column"), "{e}");
     }
 

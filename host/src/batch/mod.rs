@@ -5,18 +5,22 @@
 //! baseline honoured.
 //!
 //! `input` opens and caps the file, `split` cuts it into elements as it
-//! streams, `decode` parses them (`jaeger` maps Jaeger traces), `read` runs
-//! those on every core and `assemble` rebuilds the traces; `analysis` runs
-//! the detectors, `report` folds the findings and `gate` judges them;
-//! `render` prints text, JSON or SARIF.
+//! streams, `decode` parses them (`otlp_json` reads OTLP items fast, `jaeger`
+//! maps Jaeger traces), `read` runs
+//! those on every core and `assemble` rebuilds the traces, held compactly;
+//! `analysis` runs the detectors, `fold` folds their findings by signature
+//! as they come, `report` orders them and `gate` judges them; `render`
+//! prints text, JSON or SARIF.
 
 pub mod analysis;
 pub mod assemble;
 pub mod decode;
 pub mod error;
+pub mod fold;
 pub mod gate;
 pub mod input;
 pub mod jaeger;
+pub mod otlp_json;
 pub mod read;
 pub mod render;
 pub mod report;
@@ -100,6 +104,7 @@ pub fn run(
             other => other,
         },
     };
+    let started = std::time::Instant::now();
     let outcome = read::read(
         opened.reader,
         read::ReadSettings {
@@ -129,8 +134,15 @@ pub fn run(
         strings_truncated: outcome.truncated_strings,
         attributes_dropped: outcome.dropped_attributes,
     };
-    let last_ns = outcome.traces.last_ns;
-    let traces = outcome.traces.into_traces();
+    let traces = outcome.traces;
+    tracing::debug!(
+        spans = summary.spans,
+        traces = summary.traces,
+        held_bytes = traces.heap_bytes(),
+        ms = started.elapsed().as_millis() as u64,
+        "input read"
+    );
+    let started = std::time::Instant::now();
     let acked = |signature: &str| {
         baseline
             .as_ref()
@@ -142,10 +154,15 @@ pub fn run(
         specs,
         environment,
         &acked,
-        last_ns,
+        traces.last_ns,
         options.threads,
     )?;
     drop(traces);
+    tracing::debug!(
+        signatures = analysis.findings.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "detectors run"
+    );
     let lookup = |signature: &str| {
         baseline
             .as_ref()

@@ -75,7 +75,7 @@ pub fn read(reader: impl Read + Send, settings: ReadSettings) -> Result<ReadOutc
                     totals.0 += decoded.rejected_invalid_id;
                     totals.1 += decoded.truncated_strings;
                     totals.2 += decoded.dropped_attributes;
-                    for fragment in decoded.fragments {
+                    for fragment in &decoded.fragments {
                         traces.add(fragment);
                     }
                 }

@@ -11,7 +11,7 @@ use detector_api::Severity;
 
 use crate::acks::AckInfo;
 use crate::config::ThresholdsConfig;
-use crate::findings::{FindingRecord, Folded, fold};
+use crate::findings::{FindingRecord, Folded};
 use crate::pipeline::detectors::DetectorSpec;
 
 use super::analysis::{Analysis, IoTotals};
@@ -87,20 +87,9 @@ impl Report {
         thresholds: &ThresholdsConfig,
         ack: &dyn Fn(&str) -> Option<AckInfo>,
     ) -> Report {
-        let mut records: Vec<Arc<FindingRecord>> =
-            analysis.records.into_iter().map(Arc::new).collect();
-        // Per signature: the worst severity first, then the earliest; the
-        // whole line breaks the last ties. `fold` shows the first of the
-        // worst, so this decides which trace an entry shows.
-        records.sort_by(|a, b| {
-            let (fa, fb) = (&a.finding, &b.finding);
-            a.signature
-                .cmp(&b.signature)
-                .then(fb.severity.cmp(&fa.severity))
-                .then(fa.first_ns.cmp(&fb.first_ns))
-                .then(a.json.cmp(&b.json))
-        });
-        let (mut acknowledged, mut findings): (Vec<Entry>, Vec<Entry>) = fold(records.iter())
+        let (mut acknowledged, mut findings): (Vec<Entry>, Vec<Entry>) = analysis
+            .findings
+            .into_folded()
             .into_iter()
             .map(|folded| Entry {
                 ack: ack(&folded.shown.signature),
@@ -182,9 +171,13 @@ mod tests {
 
     fn build(records: Vec<FindingRecord>, acked: &str) -> Report {
         let acked = acked.to_owned();
+        let mut findings = crate::batch::fold::Folder::default();
+        for r in records {
+            findings.add(r);
+        }
         Report::build(
             Analysis {
-                records,
+                findings,
                 io: IoTotals::default(),
             },
             InputSummary::default(),

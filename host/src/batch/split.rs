@@ -20,6 +20,8 @@ pub const CHUNK_BYTES: usize = 1 << 20;
 const READ_BYTES: usize = 256 * 1024;
 /// Deeper nesting than this is refused (serde refuses deeper than 128).
 const MAX_DEPTH: usize = 1024;
+/// Strings this short are searched byte by byte.
+const SHORT_STRING: usize = 48;
 /// Keys longer than this are none of those looked for.
 const MAX_KEY: usize = 32;
 
@@ -103,6 +105,8 @@ pub struct Splitter<R> {
     values: u64,
     elements: u64,
     open: Option<Open>,
+    /// Brackets open inside the current element, its own included.
+    elem_depth: u32,
     chunk: Chunk,
     max_element: usize,
     started: bool,
@@ -135,6 +139,7 @@ impl<R: Read> Splitter<R> {
             values: 0,
             elements: 0,
             open: None,
+            elem_depth: 0,
             chunk: Chunk::default(),
             max_element,
             started: false,
@@ -257,6 +262,12 @@ impl<R: Read> Splitter<R> {
     /// Scans the buffered bytes; true once a chunk is ready.
     fn scan(&mut self) -> Result<bool, InputError> {
         while self.pos < self.filled {
+            if self.open.is_some() {
+                if self.scan_element() && self.finish_element()? {
+                    return Ok(true);
+                }
+                continue;
+            }
             if self.in_string {
                 self.scan_string();
                 continue;
@@ -293,17 +304,107 @@ impl<R: Read> Splitter<R> {
                     }
                 }
                 b'{' | b'[' => self.open_container(b)?,
-                b'}' | b']' => {
-                    if self.close_container(b)? {
-                        self.pos += 1;
-                        return Ok(true);
-                    }
-                }
+                b'}' | b']' => self.close_container(b)?,
                 _ => self.value_byte(b)?,
             }
             self.pos += 1;
         }
         Ok(false)
+    }
+
+    /// Scans inside an open element, where only brackets, strings and line
+    /// ends matter: a tight loop over the bytes that hold nearly all of the
+    /// input. True once the element's closing bracket is passed.
+    fn scan_element(&mut self) -> bool {
+        let buf = &self.buf[..self.filled];
+        let base = self.base;
+        let mut i = self.pos;
+        let mut depth = self.elem_depth;
+        let mut in_string = self.in_string;
+        let mut escaped = self.escaped;
+        let mut line = self.line;
+        let mut line_start = self.line_start;
+        let mut closed = false;
+        while i < buf.len() {
+            if in_string {
+                if escaped {
+                    escaped = false;
+                    i += 1;
+                    continue;
+                }
+                // Most strings are short: look at a few bytes by hand
+                // before paying for a vectorised search.
+                let rest = &buf[i..];
+                let found = rest
+                    .iter()
+                    .take(SHORT_STRING)
+                    .position(|&c| c == b'"' || c == b'\\')
+                    .or_else(|| {
+                        rest.get(SHORT_STRING..)
+                            .and_then(|tail| memchr::memchr2(b'"', b'\\', tail))
+                            .map(|k| k + SHORT_STRING)
+                    });
+                match found {
+                    Some(k) => {
+                        i += k;
+                        if buf[i] == b'\\' {
+                            escaped = true;
+                        } else {
+                            in_string = false;
+                        }
+                        i += 1;
+                    }
+                    None => i = buf.len(),
+                }
+                continue;
+            }
+            match buf[i] {
+                b'"' => in_string = true,
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        i += 1;
+                        closed = true;
+                        break;
+                    }
+                }
+                b'\n' => {
+                    line += 1;
+                    line_start = base + i as u64 + 1;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        self.pos = i;
+        self.elem_depth = depth;
+        self.in_string = in_string;
+        self.escaped = escaped;
+        self.line = line;
+        self.line_start = line_start;
+        closed
+    }
+
+    /// Moves the element just closed into the chunk; true when the chunk
+    /// is full.
+    fn finish_element(&mut self) -> Result<bool, InputError> {
+        let Some(open) = self.open.take() else {
+            return Ok(false);
+        };
+        self.chunk
+            .bytes
+            .extend_from_slice(&self.buf[open.seg_start..self.pos]);
+        if self.chunk.bytes.len() - open.chunk_start > self.max_element {
+            self.open = Some(open);
+            return Err(self.element_too_large());
+        }
+        self.chunk.elements.push(Element {
+            range: open.chunk_start..self.chunk.bytes.len(),
+            at: open.at,
+        });
+        self.elements += 1;
+        Ok(self.chunk.bytes.len() >= CHUNK_BYTES)
     }
 
     /// Skips string content up to its closing quote (or the buffer's end).
@@ -423,13 +524,17 @@ impl<R: Read> Splitter<R> {
                 seg_start: self.pos,
                 at: self.here(),
             });
+            // Inside, only its own depth is counted (see `scan_element`).
+            self.elem_depth = 1;
+            return Ok(());
         }
         self.stack.push(b);
         Ok(())
     }
 
-    /// True when this closes an element and the chunk is full.
-    fn close_container(&mut self, b: u8) -> Result<bool, InputError> {
+    /// Closes a container of the skeleton (elements close in
+    /// `scan_element`).
+    fn close_container(&mut self, b: u8) -> Result<(), InputError> {
         let expected = if b == b'}' { b'{' } else { b'[' };
         match self.stack.pop() {
             Some(open) if open == expected => {}
@@ -447,24 +552,6 @@ impl<R: Read> Splitter<R> {
             }
         }
         let depth = self.stack.len();
-        let mut ready = false;
-        if depth == self.target_depth
-            && let Some(open) = self.open.take()
-        {
-            self.chunk
-                .bytes
-                .extend_from_slice(&self.buf[open.seg_start..=self.pos]);
-            if self.chunk.bytes.len() - open.chunk_start > self.max_element {
-                self.open = Some(open);
-                return Err(self.element_too_large());
-            }
-            self.chunk.elements.push(Element {
-                range: open.chunk_start..self.chunk.bytes.len(),
-                at: open.at,
-            });
-            self.elements += 1;
-            ready = self.chunk.bytes.len() >= CHUNK_BYTES;
-        }
         if self.target_depth > 0 && depth + 1 == self.target_depth {
             self.target_depth = 0;
         }
@@ -473,7 +560,7 @@ impl<R: Read> Splitter<R> {
                 at: self.value_start,
             });
         }
-        Ok(ready)
+        Ok(())
     }
 
     fn set_format(&mut self, format: Format) -> Result<(), InputError> {

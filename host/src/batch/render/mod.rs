@@ -37,3 +37,11 @@ pub fn render(report: &Report, kind: Kind, options: &Options) -> String {
         Kind::Sarif => sarif::render(report, options),
     }
 }
+
+/// `once`, `2 times`...: how often a problem was seen.
+fn times(n: usize) -> String {
+    match n {
+        1 => "once".to_owned(),
+        n => format!("{n} times"),
+    }
+}

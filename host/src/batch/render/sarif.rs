@@ -142,11 +142,8 @@ fn result(e: &Entry, rule_index: usize, options: &Options) -> Value {
     } else {
         f.title.to_string()
     };
-    let traces = e.folded.seen_count;
-    let message = format!(
-        "{text} (seen in {traces} trace{})",
-        if traces == 1 { "" } else { "s" }
-    );
+    let seen = e.folded.seen_count;
+    let message = format!("{text} (seen {})", super::times(seen));
     let mut result = json!({
         "ruleId": f.kind.as_str(),
         "ruleIndex": rule_index,
@@ -159,7 +156,7 @@ fn result(e: &Entry, rule_index: usize, options: &Options) -> Value {
             "sourceEndpoint": f.endpoint.as_str(),
             "template": f.template.as_str(),
             "occurrences": f.occurrences,
-            "traces": traces,
+            "seenCount": seen,
             "traceId": f.trace_id.to_string(),
             "detector": f.detector.as_str(),
             "origin": r.origin.as_ref(),

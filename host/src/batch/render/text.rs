@@ -111,15 +111,13 @@ pub fn render(report: &Report, options: &Options) -> String {
 fn entry(out: &mut String, e: &Entry) {
     let r = e.record();
     let f = &r.finding;
-    let traces = e.folded.seen_count;
     let _ = writeln!(
         out,
-        "  {}  {}  {}  in {} trace{}",
+        "  {}  {}  {}  (seen {})",
         terminal_safe(f.kind.as_str()),
         terminal_safe(f.service.as_str()),
         terminal_safe(f.endpoint.as_str()),
-        traces,
-        if traces == 1 { "" } else { "s" },
+        super::times(e.folded.seen_count),
     );
     let title = shorten(f.title.as_str(), 200);
     if !title.is_empty() {
