@@ -249,7 +249,7 @@ fn to_span(s: JaegerSpan, trace_trace_id: &str) -> (InstrumentationScope, Span) 
         start_time_unix_nano: start,
         end_time_unix_nano: start.saturating_add(s.duration.saturating_mul(1000)),
         attributes,
-        status: error.then(|| Status {
+        status: error.then_some(Status {
             code: status::StatusCode::Error as i32,
             message,
         }),

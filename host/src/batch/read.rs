@@ -41,16 +41,22 @@ pub fn read(reader: impl Read + Send, settings: ReadSettings) -> Result<ReadOutc
     let workers = settings.workers.max(1);
     let limits = ConvertLimits::default();
     std::thread::scope(|scope| {
+        let (spare_tx, spare_rx) = sync_channel::<Vec<u8>>(workers * (QUEUE + 1));
         let mut to_workers: Vec<SyncSender<(Format, Chunk)>> = Vec::new();
         let mut from_workers: Vec<Receiver<Result<Decoded, InputError>>> = Vec::new();
         for _ in 0..workers {
             let (chunk_tx, chunk_rx) = sync_channel::<(Format, Chunk)>(QUEUE);
             let (done_tx, done_rx) = sync_channel(QUEUE);
+            let spare = spare_tx.clone();
             std::thread::Builder::new()
                 .name("analyze-parse".into())
                 .spawn_scoped(scope, move || {
                     for (format, chunk) in chunk_rx {
-                        if done_tx.send(decode(format, &chunk, &limits)).is_err() {
+                        let decoded = decode(format, &chunk, &limits);
+                        // Back to the splitter for the next chunk; dropped
+                        // when it has enough.
+                        let _ = spare.try_send(chunk.bytes);
+                        if done_tx.send(decoded).is_err() {
                             break;
                         }
                     }
@@ -59,10 +65,11 @@ pub fn read(reader: impl Read + Send, settings: ReadSettings) -> Result<ReadOutc
             to_workers.push(chunk_tx);
             from_workers.push(done_rx);
         }
+        drop(spare_tx);
         let splitter = std::thread::Builder::new()
             .name("analyze-split".into())
             .spawn_scoped(scope, move || {
-                split(reader, settings.max_element, to_workers)
+                split(reader, settings.max_element, to_workers, spare_rx)
             })
             .map_err(InputError::Read)?;
         let mut traces = Traces::new(settings.max_spans_per_trace);
@@ -112,10 +119,17 @@ fn split(
     reader: impl Read,
     max_element: usize,
     workers: Vec<SyncSender<(Format, Chunk)>>,
+    spare: Receiver<Vec<u8>>,
 ) -> Result<(Format, u64, u64), InputError> {
     let mut splitter = Splitter::new(reader, max_element);
     let mut n = 0;
-    while let Some(chunk) = splitter.next_chunk()? {
+    loop {
+        while let Ok(bytes) = spare.try_recv() {
+            splitter.recycle(bytes);
+        }
+        let Some(chunk) = splitter.next_chunk()? else {
+            break;
+        };
         let format = splitter.format().unwrap_or(Format::Otlp);
         if workers[n % workers.len()].send((format, chunk)).is_err() {
             // The merger stopped on an error of its own; it reports that.

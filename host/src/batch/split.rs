@@ -109,6 +109,9 @@ pub struct Splitter<R> {
     elem_depth: u32,
     chunk: Chunk,
     max_element: usize,
+    /// Emptied chunk buffers handed back, reused so that each chunk does
+    /// not cost fresh pages.
+    spare: Vec<Vec<u8>>,
     started: bool,
     done: bool,
 }
@@ -142,6 +145,7 @@ impl<R: Read> Splitter<R> {
             elem_depth: 0,
             chunk: Chunk::default(),
             max_element,
+            spare: Vec::new(),
             started: false,
             done: false,
         }
@@ -162,6 +166,29 @@ impl<R: Read> Splitter<R> {
         self.base + self.filled as u64
     }
 
+    /// Takes back the bytes of a chunk that has been parsed.
+    pub fn recycle(&mut self, mut bytes: Vec<u8>) {
+        if self.spare.len() < 8 {
+            bytes.clear();
+            self.spare.push(bytes);
+        }
+    }
+
+    /// Hands the chunk out, starting the next in a spare buffer.
+    fn take_chunk(&mut self) -> Chunk {
+        let bytes = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 2));
+        std::mem::replace(
+            &mut self.chunk,
+            Chunk {
+                bytes,
+                elements: Vec::new(),
+            },
+        )
+    }
+
     /// The next chunk of whole elements; `None` at the end of a well-formed
     /// input.
     pub fn next_chunk(&mut self) -> Result<Option<Chunk>, InputError> {
@@ -177,7 +204,7 @@ impl<R: Read> Splitter<R> {
                 );
             }
             if self.scan()? {
-                return Ok(Some(std::mem::take(&mut self.chunk)));
+                return Ok(Some(self.take_chunk()));
             }
         }
     }
@@ -508,16 +535,14 @@ impl<R: Read> Splitter<R> {
             }
             self.target_depth = 2;
         } else if depth == self.target_depth && self.open.is_none() {
-            if self.format == Some(Format::Otlp) || self.format == Some(Format::Jaeger) {
-                if b != b'{' {
-                    return Err(InputError::Structure {
-                        at: self.here(),
-                        message: format!(
-                            "an item of {} is not an object",
-                            self.format.map_or("the array", Format::container)
-                        ),
-                    });
-                }
+            if matches!(self.format, Some(Format::Otlp | Format::Jaeger)) && b != b'{' {
+                return Err(InputError::Structure {
+                    at: self.here(),
+                    message: format!(
+                        "an item of {} is not an object",
+                        self.format.map_or("the array", Format::container)
+                    ),
+                });
             }
             self.open = Some(Open {
                 chunk_start: self.chunk.bytes.len(),
