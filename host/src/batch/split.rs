@@ -61,6 +61,8 @@ impl Format {
 pub struct Element {
     pub range: Range<usize>,
     pub at: Position,
+    /// A whole OTLP request (one NDJSON line), not one of its items.
+    pub whole: bool,
 }
 
 /// Whole elements, in input order.
@@ -107,6 +109,9 @@ pub struct Splitter<R> {
     open: Option<Open>,
     /// Brackets open inside the current element, its own included.
     elem_depth: u32,
+    /// NDJSON of OTLP requests, one per line: each line is handed out
+    /// whole, found with a newline search instead of a scan.
+    lines: bool,
     chunk: Chunk,
     max_element: usize,
     /// Emptied chunk buffers handed back, reused so that each chunk does
@@ -143,6 +148,7 @@ impl<R: Read> Splitter<R> {
             elements: 0,
             open: None,
             elem_depth: 0,
+            lines: false,
             chunk: Chunk::default(),
             max_element,
             spare: Vec::new(),
@@ -198,6 +204,11 @@ impl<R: Read> Splitter<R> {
         loop {
             if self.pos == self.filled && !self.refill()? {
                 self.done = true;
+                if self.lines && self.open.is_some() {
+                    // The last line, without its newline; whether it is
+                    // whole is for the parser to say.
+                    self.finish_element()?;
+                }
                 self.finish()?;
                 return Ok(
                     (!self.chunk.elements.is_empty()).then(|| std::mem::take(&mut self.chunk))
@@ -253,7 +264,10 @@ impl<R: Read> Splitter<R> {
 
     fn element_too_large(&self) -> InputError {
         let (at, what) = match (&self.open, self.format) {
-            (Some(open), Some(format)) => (open.at, format.container()),
+            (Some(open), _) if self.lines => (open.at, "a line"),
+            (Some(open), Some(Format::Otlp)) => (open.at, "an item of `resourceSpans`"),
+            (Some(open), Some(Format::Jaeger)) => (open.at, "an item of `data`"),
+            (Some(open), _) => (open.at, "an item of the top-level array"),
             _ => (self.here(), "the input"),
         };
         InputError::ElementTooLarge {
@@ -288,6 +302,9 @@ impl<R: Read> Splitter<R> {
 
     /// Scans the buffered bytes; true once a chunk is ready.
     fn scan(&mut self) -> Result<bool, InputError> {
+        if self.lines {
+            return self.scan_lines();
+        }
         while self.pos < self.filled {
             if self.open.is_some() {
                 if self.scan_element() && self.finish_element()? {
@@ -331,10 +348,73 @@ impl<R: Read> Splitter<R> {
                     }
                 }
                 b'{' | b'[' => self.open_container(b)?,
-                b'}' | b']' => self.close_container(b)?,
+                b'}' | b']' => {
+                    self.close_container(b)?;
+                    if self.lines {
+                        self.pos += 1;
+                        return self.scan_lines();
+                    }
+                }
                 _ => self.value_byte(b)?,
             }
             self.pos += 1;
+        }
+        Ok(false)
+    }
+
+    /// NDJSON: each non-blank line is a whole element, ended by the next
+    /// newline.
+    fn scan_lines(&mut self) -> Result<bool, InputError> {
+        while self.pos < self.filled {
+            if self.open.is_none() {
+                let b = self.buf[self.pos];
+                match b {
+                    b'\n' => {
+                        self.line += 1;
+                        self.line_start = self.base + self.pos as u64 + 1;
+                        self.pos += 1;
+                        continue;
+                    }
+                    b' ' | b'\t' | b'\r' => {
+                        self.pos += 1;
+                        continue;
+                    }
+                    b'{' => {}
+                    b'[' => {
+                        return Err(InputError::MixedFormats {
+                            at: self.here(),
+                            first: Format::Otlp.name(),
+                            then: Format::Zipkin.name(),
+                        });
+                    }
+                    _ => {
+                        return Err(InputError::NotJson {
+                            at: self.here(),
+                            found: b,
+                        });
+                    }
+                }
+                self.values += 1;
+                self.value_start = self.here();
+                self.open = Some(Open {
+                    chunk_start: self.chunk.bytes.len(),
+                    seg_start: self.pos,
+                    at: self.here(),
+                });
+            }
+            match memchr::memchr(b'\n', &self.buf[self.pos..self.filled]) {
+                None => self.pos = self.filled,
+                Some(k) => {
+                    self.pos += k;
+                    let ready = self.finish_element()?;
+                    self.line += 1;
+                    self.line_start = self.base + self.pos as u64 + 1;
+                    self.pos += 1;
+                    if ready {
+                        return Ok(true);
+                    }
+                }
+            }
         }
         Ok(false)
     }
@@ -429,6 +509,7 @@ impl<R: Read> Splitter<R> {
         self.chunk.elements.push(Element {
             range: open.chunk_start..self.chunk.bytes.len(),
             at: open.at,
+            whole: self.lines,
         });
         self.elements += 1;
         Ok(self.chunk.bytes.len() >= CHUNK_BYTES)
@@ -584,6 +665,15 @@ impl<R: Read> Splitter<R> {
             return Err(InputError::UnknownObject {
                 at: self.value_start,
             });
+        }
+        if depth == 0
+            && self.value_format == Some(Format::Otlp)
+            && self.value_start.column == 1
+            && self.value_start.line == self.line
+        {
+            // One request on one line: the Collector's file exporter.
+            // The lines after it are handed out whole.
+            self.lines = true;
         }
         Ok(())
     }
