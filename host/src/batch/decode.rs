@@ -67,9 +67,16 @@ fn invalid_utf8(chunk: &Chunk, at: usize) -> InputError {
 fn otlp(chunk: &Chunk) -> Result<ExportTraceServiceRequest, InputError> {
     let mut resource_spans = Vec::with_capacity(chunk.elements.len());
     for el in &chunk.elements {
-        let rs = otlp_json::resource_spans(&chunk.bytes[el.range.clone()])
-            .map_err(|e| malformed(chunk, el, "OTLP resourceSpans item", &e))?;
-        resource_spans.push(rs);
+        let bytes = &chunk.bytes[el.range.clone()];
+        if el.whole {
+            let items = otlp_json::request(bytes)
+                .map_err(|e| malformed(chunk, el, "OTLP request line", &e))?;
+            resource_spans.extend(items);
+        } else {
+            let rs = otlp_json::resource_spans(bytes)
+                .map_err(|e| malformed(chunk, el, "OTLP resourceSpans item", &e))?;
+            resource_spans.push(rs);
+        }
     }
     Ok(ExportTraceServiceRequest { resource_spans })
 }
@@ -137,6 +144,13 @@ fn malformed(chunk: &Chunk, el: &Element, what: &'static str, e: &serde_json::Er
     let bytes = &chunk.bytes[el.range.clone()];
     if let Err(bad) = std::str::from_utf8(bytes) {
         return invalid_utf8(chunk, el.range.start + bad.valid_up_to());
+    }
+    if e.classify() == serde_json::error::Category::Eof {
+        // A line cut short: the file was truncated.
+        return InputError::Truncated {
+            at: advance(el.at, bytes),
+            started: el.at,
+        };
     }
     let rel = offset_of(bytes, e.line(), e.column());
     InputError::Malformed {
@@ -233,6 +247,27 @@ mod tests {
             e.to_string(),
             "is not valid UTF-8 at line 2, column 36 (byte 54)"
         );
+    }
+
+    #[test]
+    fn ndjson_lines_decode_whole_and_a_cut_line_is_truncation() {
+        let line = format!(r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{SPAN}]}}]}}]}}"#);
+        let input = format!("{line}\n{line}\n{line}\n");
+        let mut s = Splitter::new(input.as_bytes(), 1 << 20);
+        let c = s.next_chunk().unwrap().unwrap();
+        assert_eq!(c.elements.iter().filter(|e| e.whole).count(), 2);
+        let d = decode(Format::Otlp, &c, &ConvertLimits::default()).unwrap();
+        assert_eq!(d.spans, 3);
+        let cut = format!("{line}\n{}", &line[..line.len() - 9]);
+        let e = run(&cut).err().unwrap().to_string();
+        assert!(e.contains("starts at line 2, column 1"), "{e}");
+        assert!(e.contains("truncated"), "{e}");
+        let e = run(&format!("{line}\n{{\"data\":[]}}\n"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("invalid OTLP request line at line 2"), "{e}");
+        assert!(e.contains("no `resourceSpans`"), "{e}");
     }
 
     #[test]

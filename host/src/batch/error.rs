@@ -60,7 +60,7 @@ pub enum InputError {
         then: &'static str,
     },
     #[error(
-        "has an item of {container} larger than {limit} bytes at {at}; split the file into smaller batches"
+        "has {container} larger than {limit} bytes at {at}; split the file into smaller batches"
     )]
     ElementTooLarge {
         at: Position,
@@ -75,6 +75,8 @@ pub enum InputError {
     },
     #[error("holds no spans")]
     NoSpans,
+    #[error("holds more spans than one run can hold ({held} held, {over} more)")]
+    TooManySpans { held: usize, over: usize },
     #[error("holds no valid spans ({rejected} refused: invalid trace or span id)")]
     NoValidSpans { rejected: usize },
     #[error("is gzip-compressed and cannot be decompressed: {0}")]

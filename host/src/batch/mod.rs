@@ -114,6 +114,12 @@ pub fn run(
         },
     )
     .map_err(input_error)?;
+    if outcome.traces.dropped_over_store > 0 {
+        return Err(input_error(InputError::TooManySpans {
+            held: outcome.traces.spans,
+            over: outcome.traces.dropped_over_store,
+        }));
+    }
     if outcome.traces.is_empty() {
         return Err(input_error(match outcome.rejected_invalid_id {
             0 => InputError::NoSpans,

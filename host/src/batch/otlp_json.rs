@@ -31,6 +31,37 @@ pub fn resource_spans(bytes: &[u8]) -> Result<ResourceSpans, serde_json::Error> 
     Ok(rs)
 }
 
+/// Decodes one whole `ExportTraceServiceRequest` (an NDJSON line).
+pub fn request(bytes: &[u8]) -> Result<Vec<ResourceSpans>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let Json(Request(items)) = Json::<Request>::deserialize(&mut de)?;
+    de.end()?;
+    items.ok_or_else(|| {
+        de::Error::custom(
+            "no `resourceSpans`: every line of OTLP NDJSON is an ExportTraceServiceRequest",
+        )
+    })
+}
+
+/// A request's items; `None` when it has no `resourceSpans` key.
+#[derive(Default)]
+struct Request(Option<Vec<ResourceSpans>>);
+
+impl Read for Request {
+    const EXPECTING: &'static str = "an ExportTraceServiceRequest object";
+
+    fn read_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+        let mut items = None;
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            match key.as_ref() {
+                "resourceSpans" => items = Some(map.next_value::<List<ResourceSpans>>()?.0),
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(Request(items))
+    }
+}
+
 /// A type read by its own visitor.
 trait Read: Sized {
     const EXPECTING: &'static str;

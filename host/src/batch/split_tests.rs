@@ -99,13 +99,31 @@ fn otlp_object_yields_each_resource_spans_item_verbatim() {
 }
 
 #[test]
-fn ndjson_lines_are_read_one_after_another_with_their_line_numbers() {
-    let s = split("{\"resourceSpans\":[{\"n\":1}]}\n{\"resourceSpans\":[{\"n\":2},{\"n\":3}]}\n\n")
+fn ndjson_lines_after_a_one_line_request_are_handed_out_whole() {
+    let s = split("{\"resourceSpans\":[{\"n\":1}]}\n{\"resourceSpans\":[{\"n\":2},{\"n\":3}]}\n\n  {\"resourceSpans\":[]}")
         .unwrap();
-    assert_eq!(s.elements, [r#"{"n":1}"#, r#"{"n":2}"#, r#"{"n":3}"#]);
-    assert_eq!(s.values, 2);
-    assert_eq!(s.positions[1].line, 2);
-    assert_eq!(s.positions[1].column, 19);
+    assert_eq!(
+        s.elements,
+        [
+            r#"{"n":1}"#,
+            r#"{"resourceSpans":[{"n":2},{"n":3}]}"#,
+            r#"{"resourceSpans":[]}"#
+        ]
+    );
+    assert_eq!(s.values, 3);
+    assert_eq!(
+        s.positions[1],
+        Position {
+            offset: 28,
+            line: 2,
+            column: 1
+        }
+    );
+    assert_eq!(s.positions[2].line, 4);
+    assert_eq!(s.positions[2].column, 3);
+    // A request over several lines is cut into its items, as is what follows.
+    let s = split("{\"resourceSpans\":\n[{\"n\":1}]}\n{\"resourceSpans\":[{\"n\":2}]}").unwrap();
+    assert_eq!(s.elements, [r#"{"n":1}"#, r#"{"n":2}"#]);
 }
 
 #[test]
@@ -156,9 +174,12 @@ fn empty_and_blank_inputs_are_refused_as_empty() {
 
 #[test]
 fn truncated_input_names_where_the_open_value_started() {
-    let e = error("{\"resourceSpans\":[]}\n{\"resourceSpans\":[{\"a\":\"b");
-    assert!(e.contains("starts at line 2, column 1 (byte 21)"), "{e}");
+    let e = error("{\n\"resourceSpans\":[]}\n{\"resourceSpans\":[{\"a\":\"b");
+    assert!(e.contains("starts at line 3, column 1 (byte 22)"), "{e}");
     assert!(e.contains("truncated"), "{e}");
+    // A cut NDJSON line is handed out as it is: the parser says it is cut.
+    let s = split("{\"resourceSpans\":[]}\n{\"resourceSpans\":[{\"a\":").unwrap();
+    assert_eq!(s.elements, [r#"{"resourceSpans":[{"a":"#]);
 }
 
 #[test]
@@ -203,4 +224,17 @@ fn a_utf8_byte_order_mark_is_skipped_and_utf16_is_refused() {
     utf16.extend("[]".encode_utf16().flat_map(u16::to_le_bytes));
     let mut s = Splitter::new(&utf16[..], 1024);
     assert!(s.next_chunk().unwrap_err().to_string().contains("UTF-16"));
+}
+
+#[test]
+fn an_ndjson_line_over_the_cap_is_refused() {
+    let input = format!(
+        "{{\"resourceSpans\":[]}}\n{{\"resourceSpans\":[{{\"a\":\"{}\"}}]}}\n",
+        "x".repeat(500)
+    );
+    let e = split_with(&input, 7, 100).err().unwrap().to_string();
+    assert!(
+        e.contains("has a line larger than 100 bytes at line 2, column 1"),
+        "{e}"
+    );
 }
