@@ -20,8 +20,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const PURGE_DELAY: mi::mi_option_t = 15;
 
 /// Applies the allocator settings. Call first in `main`, before any thread
-/// exists.
+/// exists. `MIMALLOC_PURGE_DELAY` in the environment wins: purging costs
+/// page faults and TLB flushes under load, a trade an operator may choose.
 pub fn configure() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
     // SAFETY: mi_option_set is not thread-safe; this runs at the top of
     // `main` before any thread is spawned, and nothing else sets options.
     unsafe { mi::mi_option_set(PURGE_DELAY, 0) };

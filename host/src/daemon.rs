@@ -116,14 +116,24 @@ fn resolve_secret(var: &str, key: &str, min_len: usize) -> Result<String, String
     }
 }
 
+/// The configuration with the plugins loaded and the enabled detectors
+/// resolved, and every problem found on the way.
+pub struct Detectors {
+    pub config: Config,
+    pub registry: Registry,
+    pub specs: Vec<Arc<DetectorSpec>>,
+    pub problems: Vec<crate::config::ConfigProblem>,
+}
+
 /// Loads the configuration (`explicit` file, else the working directory's,
 /// else defaults), applies `overrides`, loads the plugins and resolves the
-/// detectors, reporting every problem of all these steps at once.
-pub fn prepare(
+/// detectors, collecting every problem of these steps: what the daemon and
+/// `analyze` both need.
+pub fn load_detectors(
     explicit: Option<&std::path::Path>,
     cwd: &std::path::Path,
     overrides: Overrides,
-) -> Result<Prepared, ConfigError> {
+) -> Result<Detectors, ConfigError> {
     let (mut config, mut problems) = crate::config::load_partial(explicit, cwd)?;
     let mut absorb = |result: Result<(), ConfigError>| match result {
         Ok(()) => Ok(()),
@@ -148,6 +158,27 @@ pub fn prepare(
         }
     };
     problems.extend(plugin_problems);
+    Ok(Detectors {
+        config,
+        registry,
+        specs,
+        problems,
+    })
+}
+
+/// [`load_detectors`], then what only the daemon needs (its TLS identity,
+/// its API key), reporting every problem of all these steps at once.
+pub fn prepare(
+    explicit: Option<&std::path::Path>,
+    cwd: &std::path::Path,
+    overrides: Overrides,
+) -> Result<Prepared, ConfigError> {
+    let Detectors {
+        config,
+        registry,
+        specs,
+        mut problems,
+    } = load_detectors(explicit, cwd, overrides)?;
     let tls = match (&config.daemon.tls_cert_path, &config.daemon.tls_key_path) {
         (Some(cert), Some(key)) => match crate::net::load_server_config(cert, key) {
             Ok(c) => Some(c),

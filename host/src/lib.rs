@@ -6,6 +6,7 @@
 
 pub mod acks;
 pub mod api;
+pub mod batch;
 pub mod client;
 pub mod config;
 pub mod correlation;

@@ -12,6 +12,7 @@ use perf_sentinel::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
 mod allocator;
+mod batch_cli;
 mod remote;
 
 /// Finds N+1 queries and other I/O anti-patterns in OpenTelemetry traces.
@@ -45,6 +46,46 @@ enum Command {
     /// Read what a running daemon knows.
     #[command(subcommand)]
     Query(QueryCommand),
+    /// Analyze a captured trace file with the daemon's detectors: a CI
+    /// quality gate (exit 0 passed, 1 gate failed with --ci, 2 unusable
+    /// input or configuration).
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(clap::Args)]
+struct AnalyzeArgs {
+    /// The trace file, `-` for standard input: OTLP JSON (an
+    /// ExportTraceServiceRequest, or one per line as the Collector's file
+    /// exporter writes), a Zipkin v2 JSON array or a Jaeger JSON export,
+    /// plain or gzip. The format is recognised from the content.
+    #[arg(long, short = 'i')]
+    input: PathBuf,
+    /// `text` (default), `json` or `sarif` (SARIF 2.1.0, for code scanning).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    format: ReportFormat,
+    /// Exit 1 when the quality gate fails.
+    #[arg(long)]
+    ci: bool,
+    /// Ignore the acknowledgment baseline (.perf-sentinel-acknowledgments.toml
+    /// or [daemon.ack] toml_path).
+    #[arg(long, conflicts_with = "show_acknowledged")]
+    no_acknowledgments: bool,
+    /// List acknowledged findings too; they still do not count for the gate.
+    #[arg(long)]
+    show_acknowledged: bool,
+    /// Largest input read, after decompression (e.g. 500M, 4G).
+    #[arg(long, default_value = "2G", value_parser = perf_sentinel::batch::input::parse_size)]
+    max_input_size: u64,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, short = 'o')]
+    output: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReportFormat {
+    Text,
+    Json,
+    Sarif,
 }
 
 #[derive(Subcommand)]
@@ -187,6 +228,9 @@ fn main() -> ExitCode {
     match cli.command.take() {
         Some(Command::Ack(cmd)) => return remote::ack(cmd),
         Some(Command::Query(cmd)) => return remote::query(cmd),
+        Some(Command::Analyze(args)) => {
+            return batch_cli::analyze(&args, cli.config.as_deref(), cli.environment.clone());
+        }
         other => cli.command = other,
     }
     let mut overrides = match &cli.command {
@@ -230,7 +274,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Watch(_)) | None => watch(prepared),
         // Answered before the configuration was read.
-        Some(Command::Ack(_) | Command::Query(_)) => ExitCode::SUCCESS,
+        Some(Command::Ack(_) | Command::Query(_) | Command::Analyze(_)) => ExitCode::SUCCESS,
     }
 }
 

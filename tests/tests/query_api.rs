@@ -235,6 +235,24 @@ async fn retention_is_bounded_by_max_retained_traces() {
     assert_eq!(status, 404, "the oldest was forgotten");
     let (status, _) = get_json(&daemon, &format!("/api/explain/{}", hex(&trace_id(23)))).await;
     assert_eq!(status, 200);
+
+    // A trace without findings is not kept, and pushes nothing out.
+    let clean = n1_request(trace_id(30), "orders", 1);
+    assert_eq!(daemon.post_otlp(&clean).await.status(), 200);
+    daemon
+        .wait_for(
+            Duration::from_secs(20),
+            "the clean trace analyzed",
+            || async {
+                (daemon.metric("perf_sentinel_spans_analyzed_total").await >= 3.0 * 7.0 + 2.0)
+                    .then_some(())
+            },
+        )
+        .await;
+    let (status, _) = get_json(&daemon, &format!("/api/explain/{}", hex(&trace_id(30)))).await;
+    assert_eq!(status, 404, "analyzed without findings: not retained");
+    let (status, _) = get_json(&daemon, &format!("/api/explain/{}", hex(&trace_id(22)))).await;
+    assert_eq!(status, 200, "still the last two traces with findings");
 }
 
 fn now_ns() -> i64 {

@@ -9,7 +9,7 @@ use time::{OffsetDateTime, UtcOffset};
 use super::entry::rfc3339;
 use super::signature::validate_signature;
 use super::text::{clean_by, clean_reason};
-use super::{Ack, AckError, AckStore, Baseline};
+use super::{Ack, AckError, AckStore, Baseline, BaselineAck};
 
 /// Where an acknowledgment comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -33,6 +33,19 @@ pub struct AckInfo {
     /// RFC 3339 for the daemon; `YYYY-MM-DD` (last day, UTC) for the
     /// baseline.
     pub expires_at: Option<String>,
+}
+
+impl AckInfo {
+    /// How a CI baseline entry is shown.
+    pub fn from_baseline(ack: &BaselineAck) -> Self {
+        AckInfo {
+            source: AckSource::Toml,
+            by: ack.by.clone(),
+            at: ack.at.clone(),
+            reason: ack.reason.clone(),
+            expires_at: ack.expires_at(),
+        }
+    }
 }
 
 /// The baseline plus the runtime store, or why the store is unavailable.
@@ -139,13 +152,7 @@ impl AckService {
     /// the runtime store.
     pub fn lookup(&self, signature: &str, now: OffsetDateTime) -> Option<AckInfo> {
         if let Some(ack) = self.baseline.get(signature, now) {
-            return Some(AckInfo {
-                source: AckSource::Toml,
-                by: ack.by.clone(),
-                at: ack.at.clone(),
-                reason: ack.reason.clone(),
-                expires_at: ack.expires_at(),
-            });
+            return Some(AckInfo::from_baseline(ack));
         }
         let ack = self.store()?.get(signature, now)?;
         // These times were formatted when the ack was written, so they

@@ -12,7 +12,7 @@ use detector_api::{Severity, TraceId};
 use serde::Deserialize;
 
 use super::{ApiState, bad_request, error, json_response};
-use crate::findings::{FindingFilter, FindingRecord, Folded, fold, rfc3339};
+use crate::findings::{FindingFilter, FindingRecord, fold, push_folded, rfc3339};
 
 /// Most folded findings one `GET /api/findings` returns.
 const MAX_LIMIT: usize = 1_000;
@@ -84,29 +84,6 @@ pub(super) async fn list(
     }
     body.push(']');
     json_response(StatusCode::OK, body)
-}
-
-/// The shown finding's own line with the folding fields added: the line
-/// is an object already rendered once, so it is extended, not re-encoded.
-fn push_folded(body: &mut String, folded: &Folded, ack: Option<serde_json::Value>) {
-    let line = folded.shown.json.as_str();
-    let open = line.strip_suffix('}').unwrap_or(line);
-    body.push_str(open);
-    let extra = serde_json::json!({
-        "seen_count": folded.seen_count,
-        "first_seen": rfc3339(folded.first_ns),
-        "last_seen": rfc3339(folded.last_ns),
-    });
-    let mut fields = extra.to_string();
-    if let Some(ack) = ack {
-        fields.pop();
-        fields.push_str(",\"acknowledged_by\":");
-        fields.push_str(&ack.to_string());
-        fields.push('}');
-    }
-    // `{...}` minus its braces, after the line's own last field.
-    body.push(',');
-    body.push_str(&fields[1..]);
 }
 
 fn parse_trace_id(text: &str) -> Option<TraceId> {

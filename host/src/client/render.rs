@@ -25,7 +25,8 @@ fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
-fn shorten(text: &str, max: usize) -> String {
+/// [`terminal_safe`], cut to `max` characters with an ellipsis.
+pub fn shorten(text: &str, max: usize) -> String {
     let safe = terminal_safe(text);
     if safe.chars().count() <= max {
         safe

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::FindingRecord;
+use super::{FindingRecord, rfc3339};
 
 /// One signature's findings, folded.
 #[derive(Debug, Clone)]
@@ -49,6 +49,31 @@ pub fn fold<'a>(newest_first: impl IntoIterator<Item = &'a Arc<FindingRecord>>) 
         }
     }
     out
+}
+
+/// Appends `folded` as JSON to `body`: the shown finding's own line with
+/// `seen_count`, `first_seen`, `last_seen` and, when given,
+/// `acknowledged_by` added. The line is an object already rendered once, so
+/// it is extended, not re-encoded.
+pub fn push_folded(body: &mut String, folded: &Folded, ack: Option<serde_json::Value>) {
+    let line = folded.shown.json.as_str();
+    let open = line.strip_suffix('}').unwrap_or(line);
+    body.push_str(open);
+    let extra = serde_json::json!({
+        "seen_count": folded.seen_count,
+        "first_seen": rfc3339(folded.first_ns),
+        "last_seen": rfc3339(folded.last_ns),
+    });
+    let mut fields = extra.to_string();
+    if let Some(ack) = ack {
+        fields.pop();
+        fields.push_str(",\"acknowledged_by\":");
+        fields.push_str(&ack.to_string());
+        fields.push('}');
+    }
+    // `{...}` minus its braces, after the line's own last field.
+    body.push(',');
+    body.push_str(&fields[1..]);
 }
 
 #[cfg(test)]

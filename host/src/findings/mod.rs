@@ -7,7 +7,7 @@ mod record;
 mod sink;
 mod store;
 
-pub use fold::{Folded, fold};
+pub use fold::{Folded, fold, push_folded};
 pub use record::{FindingRecord, Stamp, confidence_for, io_intensity, rfc3339};
 pub use sink::{FindingsSink, SharedCorrelator, SinkThreads, spawn_sink};
 pub use store::{FindingFilter, FindingsStore};

@@ -155,9 +155,15 @@ impl Shard {
                     reason: c.reason.as_str(),
                 })
                 .inc();
+            // Explaining serves findings: a trace without any is not kept.
+            // Keeping every trace pinned pages of the whole churn in memory
+            // (140 MB after a load of clean traces, 28 MB without).
+            let explainable = !records.is_empty();
             self.sink.publish(records);
             let fragment = Arc::new(c.fragment);
-            self.retained.keep(fragment.clone());
+            if explainable {
+                self.retained.keep(fragment.clone());
+            }
             if let Some(cross) = &self.cross {
                 // Blocks when the stage is behind: backpressure, not loss.
                 let _ = cross.send((fragment, prep));

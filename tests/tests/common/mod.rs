@@ -2,6 +2,8 @@
 //! ports with a given config, collects its stdout, and offers small clients.
 #![allow(dead_code)]
 
+pub mod formats;
+pub mod golden;
 pub mod raw_grpc;
 
 use std::io::{BufRead, BufReader};

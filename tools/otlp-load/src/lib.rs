@@ -3,6 +3,7 @@
 //! too, so the end-to-end tests send raw gRPC exports through the same
 //! client code instead of a copy of it.
 
+pub mod capture;
 pub mod patterns;
 pub mod probe;
 pub mod report;

@@ -385,3 +385,36 @@ proptest! {
         let _ = fragments(&req);
     }
 }
+
+#[test]
+fn scope_tags_become_the_instrumentation_scope() {
+    let body = format!(
+        r#"[
+          {{"traceId":"{TRACE}","id":"00000000000000a1","localEndpoint":{{"serviceName":"orders"}},
+            "tags":{{"otel.scope.name":"org.hibernate.orm","otel.scope.version":"6.4","db.system":"h2"}}}},
+          {{"traceId":"{TRACE}","id":"00000000000000a2","localEndpoint":{{"serviceName":"orders"}},
+            "tags":{{"otel.library.name":"org.hibernate.orm"}}}},
+          {{"traceId":"{TRACE}","id":"00000000000000a3","localEndpoint":{{"serviceName":"orders"}}}}
+        ]"#
+    );
+    let req = decode(body.as_bytes()).unwrap();
+    let scopes = &req.resource_spans[0].scope_spans;
+    assert_eq!(scopes.len(), 2);
+    let hibernate = scopes[0].scope.as_ref().unwrap();
+    assert_eq!(
+        (hibernate.name.as_str(), hibernate.version.as_str()),
+        ("org.hibernate.orm", "6.4")
+    );
+    assert_eq!(scopes[0].spans.len(), 2);
+    assert!(scopes[1].scope.is_none());
+    let first = &scopes[0].spans[0];
+    assert_eq!(attr(first, "db.system"), Some("h2"));
+    assert_eq!(
+        attr(first, "otel.scope.name"),
+        None,
+        "a scope, not an attribute"
+    );
+    let (frags, _) = fragments(&req);
+    let f = &frags[0];
+    assert_eq!(f.arena.get(f.spans[0].scope), "org.hibernate.orm");
+}

@@ -6,7 +6,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue, InstrumentationScope, KeyValue, any_value::Value,
+};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{
     ResourceSpans, ScopeSpans, Span, Status, span, status,
@@ -30,12 +32,22 @@ pub(super) fn to_request(spans: Vec<ZipkinSpan<'_>>) -> ExportTraceServiceReques
             resource_spans.push(resource_for(name));
             resource_spans.len() - 1
         });
+        let scope = scope_of(&z.fields);
         let otlp = to_span(z.fields);
-        if let Some(scope) = resource_spans
-            .get_mut(idx)
-            .and_then(|rs| rs.scope_spans.first_mut())
+        let Some(rs) = resource_spans.get_mut(idx) else {
+            continue;
+        };
+        match rs
+            .scope_spans
+            .iter_mut()
+            .find(|ss| ss.scope.as_ref().map(|s| s.name.as_str()).unwrap_or("") == scope.name)
         {
-            scope.spans.push(otlp);
+            Some(ss) => ss.spans.push(otlp),
+            None => rs.scope_spans.push(ScopeSpans {
+                scope: (!scope.name.is_empty()).then_some(scope),
+                spans: vec![otlp],
+                ..ScopeSpans::default()
+            }),
         }
     }
     ExportTraceServiceRequest { resource_spans }
@@ -52,8 +64,34 @@ fn resource_for(service: &str) -> ResourceSpans {
             attributes,
             ..Resource::default()
         }),
-        scope_spans: vec![ScopeSpans::default()],
         ..ResourceSpans::default()
+    }
+}
+
+/// Tags OpenTelemetry's Zipkin exporter writes for the instrumentation
+/// scope; they become the span's scope, not attributes.
+const SCOPE_TAGS: [&str; 4] = [
+    "otel.scope.name",
+    "otel.library.name",
+    "otel.scope.version",
+    "otel.library.version",
+];
+
+/// The instrumentation scope named by the span's tags (empty when none).
+fn scope_of(f: &Fields<'_>) -> InstrumentationScope {
+    let tag = |keys: [&str; 2]| {
+        f.tags
+            .0
+            .iter()
+            .find(|(k, _)| keys.contains(&k.as_ref()))
+            .and_then(|(_, v)| v.as_str())
+            .unwrap_or("")
+            .to_owned()
+    };
+    InstrumentationScope {
+        name: tag(["otel.scope.name", "otel.library.name"]),
+        version: tag(["otel.scope.version", "otel.library.version"]),
+        ..InstrumentationScope::default()
     }
 }
 
@@ -80,6 +118,9 @@ fn to_span(f: Fields<'_>) -> Span {
     let mut error: Option<String> = None;
     let mut attributes = Vec::with_capacity(f.tags.0.len() + 1);
     for (key, value) in f.tags.0 {
+        if SCOPE_TAGS.contains(&key.as_ref()) {
+            continue;
+        }
         let Some(value) = value.into_text() else {
             continue;
         };
