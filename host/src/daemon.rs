@@ -91,6 +91,8 @@ pub struct Prepared {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// `[daemon.ack] api_key`, resolved from its environment variable.
     pub ack_api_key: Option<String>,
+    /// `[green] calibration_file`, read; empty when unset.
+    pub calibration: Arc<crate::green::Calibration>,
 }
 
 /// Shortest API key accepted: anything shorter is guessable.
@@ -228,6 +230,23 @@ pub fn prepare(
             message: "`*` lets any web page drive the API with a browser's stored key; list the origins when an API key is set".into(),
         });
     }
+    let calibration = match &config.green_settings.calibration_file {
+        Some(file) if config.green_settings.enabled => {
+            let dir = config.source.as_deref().and_then(|p| p.parent()).unwrap_or(cwd);
+            match crate::green::Calibration::load(&dir.join(file)) {
+                Ok(c) => c,
+                Err(e) => {
+                    problems.push(crate::config::ConfigProblem {
+                        file: source.clone(),
+                        key: "green.calibration_file".into(),
+                        message: e.to_string(),
+                    });
+                    crate::green::Calibration::default()
+                }
+            }
+        }
+        _ => crate::green::Calibration::default(),
+    };
     if problems.is_empty() {
         Ok(Prepared {
             config,
@@ -235,6 +254,7 @@ pub fn prepare(
             specs,
             tls,
             ack_api_key,
+            calibration: Arc::new(calibration),
         })
     } else {
         Err(ConfigError::Invalid(problems))
@@ -257,6 +277,7 @@ pub async fn run(
         specs,
         tls,
         ack_api_key,
+        calibration,
         ..
     } = prepared;
     let d = &config.daemon;
@@ -265,10 +286,10 @@ pub async fn run(
         .map(|service| Arc::new(std::sync::Mutex::new(service)));
     let energy = Arc::new(crate::green::EnergyState::new());
     let green = config.green_settings.enabled.then(|| {
-        Arc::new(crate::green::GreenScorer::new(
-            &config.green_settings,
-            energy.clone(),
-        ))
+        Arc::new(
+            crate::green::GreenScorer::new(&config.green_settings, energy.clone())
+                .with_calibration(calibration),
+        )
     });
     let mut metrics = Metrics::new();
     if green.is_some() {
@@ -370,6 +391,10 @@ pub async fn run(
         started: Instant::now(),
         shards,
         energy: green.as_ref().map(|_| energy.clone()),
+        calibration: green
+            .as_ref()
+            .map(|g| g.calibration().clone())
+            .unwrap_or_default(),
     });
     let app = router(state, d.api_enabled).layer(TimeoutLayer::with_status_code(
         axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 mod allocator;
 mod batch_cli;
+mod calibrate_cli;
 mod remote;
 
 /// Finds N+1 queries and other I/O anti-patterns in OpenTelemetry traces.
@@ -50,6 +51,27 @@ enum Command {
     /// quality gate (exit 0 passed, 1 gate failed with --ci, 2 unusable
     /// input or configuration).
     Analyze(AnalyzeArgs),
+    /// Derive per-service energy calibration factors from a trace file and
+    /// measured power or energy over the same period; writes the TOML that
+    /// `[green] calibration_file` reads (exit 2 on unusable input).
+    Calibrate(CalibrateArgs),
+}
+
+#[derive(clap::Args)]
+struct CalibrateArgs {
+    /// The trace file (any format `analyze` reads), `-` for standard input.
+    #[arg(long)]
+    traces: PathBuf,
+    /// CSV with a header: `timestamp` (RFC 3339 or Unix seconds), `watts`
+    /// or `kwh`, and optionally `service`.
+    #[arg(long)]
+    measured_energy: PathBuf,
+    /// Write the calibration here instead of standard output.
+    #[arg(long, short = 'o')]
+    output: Option<PathBuf>,
+    /// Largest trace input read, after decompression (e.g. 500M, 4G).
+    #[arg(long, default_value = "2G", value_parser = perf_sentinel::batch::input::parse_size)]
+    max_input_size: u64,
 }
 
 #[derive(clap::Args)]
@@ -231,6 +253,7 @@ fn main() -> ExitCode {
         Some(Command::Analyze(args)) => {
             return batch_cli::analyze(&args, cli.config.as_deref(), cli.environment.clone());
         }
+        Some(Command::Calibrate(args)) => return calibrate_cli::calibrate(&args),
         other => cli.command = other,
     }
     let mut overrides = match &cli.command {
@@ -274,7 +297,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Watch(_)) | None => watch(prepared),
         // Answered before the configuration was read.
-        Some(Command::Ack(_) | Command::Query(_) | Command::Analyze(_)) => ExitCode::SUCCESS,
+        Some(Command::Ack(_) | Command::Query(_) | Command::Analyze(_) | Command::Calibrate(_)) => ExitCode::SUCCESS,
     }
 }
 

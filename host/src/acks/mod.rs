@@ -15,7 +15,7 @@ mod store;
 mod text;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -98,6 +98,10 @@ pub(super) async fn show(State(state): State<Arc<ApiState>>) -> Response {
             "embodied_carbon_per_request_gco2": g.embodied_carbon_per_request_gco2,
             "co2_band": { "low": LOW_FACTOR, "high": HIGH_FACTOR },
             "fallback_after_missed_intervals": MISSED_INTERVALS,
+            "calibration": {
+                "file": state.calibration.source.as_ref().map(|p| p.display().to_string()),
+                "factors": state.calibration.factors,
+            },
         },
         "backends": listed,
         "measured_services": services,

@@ -43,6 +43,8 @@ pub struct ApiState {
     pub shards: usize,
     /// What the energy scrapers know; `None` when `[green] enabled = false`.
     pub energy: Option<Arc<crate::green::EnergyState>>,
+    /// `[green] calibration_file`, as read at startup.
+    pub calibration: Arc<crate::green::Calibration>,
 }
 
 impl ApiState {

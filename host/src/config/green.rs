@@ -23,6 +23,9 @@ pub struct GreenConfig {
     pub service_regions: BTreeMap<String, String>,
     /// Embodied (manufacturing) carbon charged once per analyzed trace.
     pub embodied_carbon_per_request_gco2: f64,
+    /// Per-service factors on the proxy energy (`perf-sentinel calibrate`
+    /// writes it); relative to the config file's folder.
+    pub calibration_file: Option<std::path::PathBuf>,
     pub scaphandre: Option<ScaphandreConfig>,
     pub kepler: Option<KeplerConfig>,
     pub redfish: Option<RedfishConfig>,
@@ -37,6 +40,7 @@ impl Default for GreenConfig {
             default_region: None,
             service_regions: BTreeMap::new(),
             embodied_carbon_per_request_gco2: 0.001,
+            calibration_file: None,
             scaphandre: None,
             kepler: None,
             redfish: None,
@@ -132,6 +136,11 @@ pub(crate) fn read_green(table: &Table, problems: &mut Problems<'_>) -> GreenCon
         ),
         ..GreenConfig::default()
     };
+    match s.string_opt("calibration_file").as_deref() {
+        Some("") => s.problem("calibration_file", "must not be empty"),
+        Some(path) => c.calibration_file = Some(path.into()),
+        None => {}
+    }
     if c.default_region.as_deref() == Some("") {
         s.problem("default_region", "must not be empty");
         c.default_region = None;

@@ -3,6 +3,7 @@
 //! findings and traces ([`score`]), and the energy scrapers ([`scrape`])
 //! whose measurements replace the proxy while fresh ([`state`]).
 
+pub mod calibration;
 pub mod instances;
 pub mod model;
 pub mod regions;
@@ -11,4 +12,5 @@ pub mod scrape;
 pub mod state;
 
 pub use score::{GreenImpact, GreenScorer, HIGH_FACTOR, LOW_FACTOR, TraceEnergy};
+pub use calibration::Calibration;
 pub use state::EnergyState;

@@ -2,6 +2,8 @@
 //! any measurement. A fixed baseline per operation, weighted by what the
 //! operation does (SQL verb) or moves (HTTP response size).
 
+use detector_api::IoKind;
+
 /// Energy of one I/O operation of weight 1, in kWh.
 pub const BASELINE_KWH_PER_OP: f64 = 1e-7;
 
@@ -31,6 +33,17 @@ pub fn http_weight(response_bytes: Option<u64>) -> f64 {
         Some(b) if b <= 1024 * 1024 => 1.2,
         Some(_) => 2.0,
     }
+}
+
+/// The proxy IT energy of one outbound operation of `kind`, in kWh:
+/// SQL weighed by its statement's verb, HTTP by its response size.
+pub fn proxy_op_kwh(kind: IoKind, statement: &str, response_bytes: Option<u64>) -> f64 {
+    BASELINE_KWH_PER_OP
+        * match kind {
+            IoKind::Sql => sql_weight(statement),
+            IoKind::Http => http_weight(response_bytes),
+            _ => 1.0,
+        }
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use detector_api::{Finding, IoKind, SpanView, TraceView};
 
-use super::model::{BASELINE_KWH_PER_OP, http_weight, sql_weight};
+use super::calibration::Calibration;
+use super::model::{BASELINE_KWH_PER_OP, http_weight, proxy_op_kwh, sql_weight};
 use super::regions::{self, RegionInfo, WORLD};
 use super::state::EnergyState;
 use crate::config::GreenConfig;
@@ -32,7 +33,7 @@ pub struct GreenImpact {
     /// The region used, `unknown` when none was resolved.
     pub region: String,
     pub gco2_per_kwh: f64,
-    /// `proxy`, or `measured:<backend>`.
+    /// `proxy`, `calibrated_proxy`, or `measured:<backend>`.
     pub energy_source: String,
 }
 
@@ -52,6 +53,7 @@ pub struct GreenScorer {
     service_regions: BTreeMap<String, String>,
     embodied_gco2: f64,
     state: Arc<EnergyState>,
+    calibration: Arc<Calibration>,
 }
 
 /// Where a region came from and what it is worth.
@@ -68,7 +70,18 @@ impl GreenScorer {
             service_regions: config.service_regions.clone(),
             embodied_gco2: config.embodied_carbon_per_request_gco2,
             state,
+            calibration: Arc::default(),
         }
+    }
+
+    /// Multiplies each calibrated service's proxy energy by its factor.
+    pub fn with_calibration(mut self, calibration: Arc<Calibration>) -> Self {
+        self.calibration = calibration;
+        self
+    }
+
+    pub fn calibration(&self) -> &Arc<Calibration> {
+        &self.calibration
     }
 
     pub fn state(&self) -> &Arc<EnergyState> {
@@ -102,16 +115,13 @@ impl GreenScorer {
 
     /// IT energy of `ops` operations of `service` of weight `weight`, and
     /// where the figure came from.
-    fn it_energy(
-        &self,
-        service: &str,
-        ops: f64,
-        weight: f64,
-        now: Instant,
-    ) -> (f64, Option<&'static str>) {
+    fn it_energy(&self, service: &str, ops: f64, weight: f64, now: Instant) -> (f64, Source) {
         match self.state.measured(service, now) {
-            Some(m) => (m.kwh_per_op * ops, Some(m.backend)),
-            None => (BASELINE_KWH_PER_OP * weight * ops, None),
+            Some(m) => (m.kwh_per_op * ops, Source::Measured(m.backend)),
+            None => match self.calibration.factors.get(service) {
+                Some(f) => (BASELINE_KWH_PER_OP * weight * ops * f, Source::Calibrated),
+                None => (BASELINE_KWH_PER_OP * weight * ops, Source::Proxy),
+            },
         }
     }
 
@@ -140,14 +150,18 @@ impl GreenScorer {
         };
         let service = f.service.as_str();
         let region = self.region(service, first, now);
-        let (it, backend) = self.it_energy(service, f64::from(f.avoidable_io), weight, now);
+        let (it, source) = self.it_energy(service, f64::from(f.avoidable_io), weight, now);
         let energy_kwh = it * region.info.provider.pue();
         GreenImpact {
             energy_kwh,
             co2_gco2: energy_kwh * region.intensity,
             region: region.name.to_owned(),
             gco2_per_kwh: region.intensity,
-            energy_source: backend.map_or_else(|| "proxy".to_owned(), |b| format!("measured:{b}")),
+            energy_source: match source {
+                Source::Proxy => "proxy".to_owned(),
+                Source::Calibrated => "calibrated_proxy".to_owned(),
+                Source::Measured(b) => format!("measured:{b}"),
+            },
         }
     }
 
@@ -180,6 +194,7 @@ impl GreenScorer {
                         let region = self.region(service, Some(s), now);
                         let p = PerOp {
                             measured_kwh: self.state.measured(service, now).map(|m| m.kwh_per_op),
+                            factor: self.calibration.factor(service),
                             pue: region.info.provider.pue(),
                             intensity: region.intensity,
                         };
@@ -188,12 +203,8 @@ impl GreenScorer {
                     }
                 };
                 let it = per_op.measured_kwh.unwrap_or_else(|| {
-                    BASELINE_KWH_PER_OP
-                        * match k {
-                            IoKind::Sql => sql_weight(s.target.as_str()),
-                            IoKind::Http => http_weight(s.response_bytes.into_option()),
-                            _ => 1.0,
-                        }
+                    per_op.factor
+                        * proxy_op_kwh(k, s.target.as_str(), s.response_bytes.into_option())
                 });
                 let kwh = it * per_op.pue;
                 total.io_kwh += kwh;
@@ -209,8 +220,17 @@ impl GreenScorer {
 #[derive(Clone, Copy)]
 struct PerOp {
     measured_kwh: Option<f64>,
+    /// The calibration factor on the proxy energy.
+    factor: f64,
     pue: f64,
     intensity: f64,
+}
+
+/// Where an energy figure came from.
+enum Source {
+    Proxy,
+    Calibrated,
+    Measured(&'static str),
 }
 
 /// A span's own `cloud.region`, when it has a non-empty one.

@@ -78,6 +78,9 @@ fn i64_of(v: Option<Val<'_>>) -> Option<i64> {
     v.and_then(Val::as_i64)
 }
 
+/// The OpenTelemetry resource attribute naming the cloud region.
+const CLOUD_REGION: &str = "cloud.region";
+
 /// Copies one span into `frag`; returns how many strings were cut and how
 /// many attributes were left out.
 pub(super) fn push_span(
@@ -111,9 +114,41 @@ pub(super) fn push_span(
     }
     // Resource attributes rarely carry these, but `code.namespace` or
     // `peer.service` sometimes do; span attributes win.
+    let mut resource_region = None;
     for &(key, value) in origin.resource_attrs {
-        if key != "service.name" {
+        if key == CLOUD_REGION {
+            resource_region = value.as_str().filter(|r| !r.is_empty());
+        } else if key != "service.name" {
             let _ = known.take(key, value);
+        }
+    }
+    // `cloud.region` is a resource attribute in OpenTelemetry's semantic
+    // conventions; energy scoring reads it from the span, so the span
+    // inherits it unless it names its own.
+    if let Some(region) = resource_region {
+        let own = frag.attrs[attrs_start as usize..]
+            .iter()
+            .any(|a| arena.get(a.key) == CLOUD_REGION);
+        if !own && kept < limits.max_attributes {
+            // The previous span's copy, when it is the same region.
+            let prev = frag.spans.last().and_then(|p| {
+                let end = (p.attrs_start + p.attrs_len) as usize;
+                let last = frag.attrs.get(end.checked_sub(1)?)?;
+                (end > p.attrs_start as usize
+                    && arena.get(last.key) == CLOUD_REGION
+                    && arena.get(last.value) == region)
+                    .then_some(*last)
+            });
+            let attr = match prev {
+                Some(a) => a,
+                None => {
+                    let (key, _) = arena.push_capped(CLOUD_REGION, limits.max_string_bytes);
+                    let (value, was_cut) = arena.push_capped(region, limits.max_string_bytes);
+                    cut += usize::from(was_cut);
+                    AttrRef { key, value }
+                }
+            };
+            frag.attrs.push(attr);
         }
     }
 

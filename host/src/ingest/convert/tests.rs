@@ -259,3 +259,58 @@ fn long_strings_are_cut_and_counted_and_errors_flagged() {
     assert_eq!(f.arena.get(f.attrs[0].value).len(), 4 * 1024);
     assert!(f.spans[0].is_error);
 }
+
+/// The attributes of span `n`, as text.
+fn attrs_of(f: &TraceFragment, n: usize) -> Vec<(String, String)> {
+    let r = &f.spans[n];
+    f.attrs[r.attrs_start as usize..(r.attrs_start + r.attrs_len) as usize]
+        .iter()
+        .map(|a| (f.arena.get(a.key).to_owned(), f.arena.get(a.value).to_owned()))
+        .collect()
+}
+
+#[test]
+fn spans_inherit_the_resource_region_unless_they_name_their_own() {
+    let mut request = req(
+        Some("api"),
+        vec![
+            span(1, 1, None, span::SpanKind::Server, vec![]),
+            span(1, 2, Some(1), span::SpanKind::Client, vec![s("a", "b")]),
+            span(
+                1,
+                3,
+                Some(1),
+                span::SpanKind::Client,
+                vec![s("cloud.region", "us-east-1")],
+            ),
+        ],
+    );
+    let resource = request.resource_spans[0].resource.as_mut().unwrap();
+    resource.attributes.push(s("cloud.region", "eu-west-3"));
+    let f = one(&request);
+    let region = |n: usize| {
+        attrs_of(&f, n)
+            .into_iter()
+            .filter(|(k, _)| k == "cloud.region")
+            .map(|(_, v)| v)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(region(0), ["eu-west-3"]);
+    assert_eq!(region(1), ["eu-west-3"]);
+    assert_eq!(attrs_of(&f, 1)[0], ("a".to_owned(), "b".to_owned()));
+    assert_eq!(region(2), ["us-east-1"], "the span's own region wins");
+
+    // No resource region, nothing added; an empty one is no region.
+    let plain = one(&req(
+        Some("api"),
+        vec![span(1, 1, None, span::SpanKind::Server, vec![])],
+    ));
+    assert!(attrs_of(&plain, 0).is_empty());
+    let mut empty = req(
+        Some("api"),
+        vec![span(1, 1, None, span::SpanKind::Server, vec![])],
+    );
+    let resource = empty.resource_spans[0].resource.as_mut().unwrap();
+    resource.attributes.push(s("cloud.region", ""));
+    assert!(attrs_of(&one(&empty), 0).is_empty());
+}
