@@ -87,9 +87,18 @@ pub struct KeplerConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedfishConfig {
-    /// `endpoint` is the chassis `Power` or `EnvironmentMetrics` resource.
+    /// Interval, timeout, body cap and credentials shared by every
+    /// chassis; `endpoint` is the first chassis (for logs and health).
     pub target: ScrapeTarget,
-    /// service → its share is the whole chassis reading.
+    /// Each chassis `Power` or `EnvironmentMetrics` resource and the
+    /// services running on it, which share its power.
+    pub chassis: Vec<Chassis>,
+}
+
+/// One machine read through its BMC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chassis {
+    pub endpoint: String,
     pub services: Vec<String>,
 }
 
@@ -299,27 +308,76 @@ fn read_kepler(table: &Table, problems: &mut Problems<'_>) -> KeplerConfig {
     }
 }
 
+/// One chassis as `endpoint` + `services`, and/or any number through
+/// `service_mappings` (service → chassis URL); services mapped to the same
+/// URL share that chassis.
 fn read_redfish(table: &Table, problems: &mut Problems<'_>) -> RedfishConfig {
     let mut s = Section::new("green.redfish", table, problems);
-    let target = read_target(
+    let mappings = s
+        .table("service_mappings")
+        .map(|t| string_map("green.redfish.service_mappings", t, s.problems()))
+        .unwrap_or_default();
+    let single = s.get("endpoint").is_some();
+    let mut target = read_target(
         &mut s,
         TargetDefaults {
-            endpoint: None,
+            // Optional when `service_mappings` names the chassis.
+            endpoint: (!mappings.is_empty()).then_some(""),
             interval_secs: 60,
             interval_range: 15..=3_600,
             interval_key: "scrape_interval_secs",
         },
     );
-    let services = s.string_array("services").unwrap_or_default();
-    if services.is_empty() {
+    let mut chassis: Vec<Chassis> = Vec::new();
+    if single {
+        let services = s.string_array("services").unwrap_or_default();
+        if services.is_empty() {
+            s.problem(
+                "services",
+                "is required with `endpoint`: the services running on that chassis",
+            );
+        }
+        chassis.push(Chassis {
+            endpoint: target.endpoint.clone(),
+            services,
+        });
+    } else if s.get("services").is_some() {
         s.problem(
             "services",
-            "is required: the services running on this chassis",
+            "needs `endpoint`; with `service_mappings` map each service to its chassis URL",
         );
     }
+    for (service, url) in &mappings {
+        if let Err(message) = check_url(url) {
+            s.problem("service_mappings", format!("`{service}`: {message}"));
+            continue;
+        }
+        match chassis.iter_mut().find(|c| &c.endpoint == url) {
+            Some(c) if !c.services.contains(service) => c.services.push(service.clone()),
+            Some(_) => {}
+            None => chassis.push(Chassis {
+                endpoint: url.clone(),
+                services: vec![service.clone()],
+            }),
+        }
+    }
+    if chassis.len() > MAX_CHASSIS {
+        s.problem(
+            "service_mappings",
+            format!("names {} chassis; at most {MAX_CHASSIS}", chassis.len()),
+        );
+        chassis.truncate(MAX_CHASSIS);
+    }
+    if let Some(first) = chassis.first() {
+        target.endpoint = first.endpoint.clone();
+    }
     s.finish();
-    RedfishConfig { target, services }
+    RedfishConfig { target, chassis }
 }
+
+/// Chassis read by one Redfish scraper: each scrape reads them one after
+/// the other within the interval.
+const MAX_CHASSIS: usize = 64;
 
 fn read_cloud(table: &Table, problems: &mut Problems<'_>) -> CloudConfig {
     let mut s = Section::new("green.cloud", table, problems);
@@ -473,6 +531,13 @@ region_map = { "eu-west-3" = "FR" }
         assert_eq!(c.kepler.unwrap().metric_kind, KeplerKind::Process);
         let r = c.redfish.unwrap();
         assert_eq!(r.target.interval, Duration::from_secs(60));
+        assert_eq!(
+            r.chassis,
+            [Chassis {
+                endpoint: "https://bmc-1/redfish/v1/Chassis/1/Power".into(),
+                services: vec!["orders".into()]
+            }]
+        );
         assert_eq!(r.target.auth_header_env.as_deref(), Some("BMC_AUTH"));
         let cloud = c.cloud.unwrap();
         assert_eq!(cloud.service_label, "service");
@@ -531,5 +596,44 @@ colour = "green"
         }
         let shown = ConfigError::Invalid(problems).to_string();
         assert!(shown.contains("green.toml: `green.redfish.scrape_interval_secs`: must be between 15 and 3600, got 5"), "{shown}");
+    }
+
+    #[test]
+    fn redfish_reads_several_chassis_through_service_mappings() {
+        let text = r#"
+[green.redfish]
+endpoint = "https://bmc-0/redfish/v1/Chassis/1/Power"
+services = ["gateway"]
+service_mappings = { orders = "https://bmc-1/redfish/v1/Chassis/1/Power", stock = "https://bmc-1/redfish/v1/Chassis/1/Power", pay = "https://bmc-2/redfish/v1/Chassis/Self/EnvironmentMetrics" }
+"#;
+        let r = from_toml_str(text, "t").unwrap().green_settings.redfish.unwrap();
+        let got: Vec<(&str, Vec<&str>)> = r
+            .chassis
+            .iter()
+            .map(|c| (c.endpoint.as_str(), c.services.iter().map(String::as_str).collect()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("https://bmc-0/redfish/v1/Chassis/1/Power", vec!["gateway"]),
+                ("https://bmc-1/redfish/v1/Chassis/1/Power", vec!["orders", "stock"]),
+                ("https://bmc-2/redfish/v1/Chassis/Self/EnvironmentMetrics", vec!["pay"]),
+            ]
+        );
+        // Mappings alone are enough; the first chassis is the one logged.
+        let text = "[green.redfish]\nservice_mappings = { a = \"https://bmc-9/x\" }\n";
+        let r = from_toml_str(text, "t").unwrap().green_settings.redfish.unwrap();
+        assert_eq!(r.target.endpoint, "https://bmc-9/x");
+        for (text, needle) in [
+            ("[green.redfish]\nservices = [\"a\"]\n", "`green.redfish.services`: needs `endpoint`"),
+            ("[green.redfish]\nscrape_interval_secs = 60\n", "`green.redfish.endpoint`: is required"),
+            (
+                "[green.redfish]\nservice_mappings = { a = \"ftp://bmc/x\" }\n",
+                "`green.redfish.service_mappings`: `a`: must be an http",
+            ),
+        ] {
+            let e = from_toml_str(text, "t").unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
     }
 }

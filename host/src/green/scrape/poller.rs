@@ -30,8 +30,8 @@ const JOULES_PER_KWH: f64 = 3.6e6;
 enum Reading {
     /// Watts per service now.
     Power(BTreeMap<String, f64>),
-    /// Watts of a machine shared by `services`.
-    SharedPower { services: Vec<String>, watts: f64 },
+    /// Watts of machines, each shared by its services.
+    SharedPower(Vec<(Vec<String>, f64)>),
     /// Joules per service since the previous scrape.
     Energy(BTreeMap<String, f64>),
     /// gCO2/kWh per region.
@@ -49,7 +49,10 @@ impl Window {
     fn per_op(&mut self, reading: &Reading, now: Instant) -> Vec<(String, f64)> {
         let services: Vec<&str> = match reading {
             Reading::Power(m) | Reading::Energy(m) => m.keys().map(String::as_str).collect(),
-            Reading::SharedPower { services, .. } => services.iter().map(String::as_str).collect(),
+            Reading::SharedPower(machines) => machines
+                .iter()
+                .flat_map(|(services, _)| services.iter().map(String::as_str))
+                .collect(),
             Reading::Grid(_) => return Vec::new(),
         };
         let counts: HashMap<String, u64> = services
@@ -80,11 +83,13 @@ impl Window {
                     }
                 }
             }
-            Reading::SharedPower { services, watts } => {
-                let ops: u64 = services.iter().map(|s| delta(s)).sum();
-                if ops > 0 {
-                    let per_op = watts * seconds / JOULES_PER_KWH / ops as f64;
-                    out.extend(services.iter().map(|s| (s.clone(), per_op)));
+            Reading::SharedPower(machines) => {
+                for (services, watts) in machines {
+                    let ops: u64 = services.iter().map(|s| delta(s)).sum();
+                    if ops > 0 {
+                        let per_op = watts * seconds / JOULES_PER_KWH / ops as f64;
+                        out.extend(services.iter().map(|s| (s.clone(), per_op)));
+                    }
                 }
             }
             Reading::Grid(_) => {}
@@ -123,11 +128,15 @@ impl Job {
                 Ok(Reading::Energy(deltas.update(counters)))
             }
             Job::Redfish(c) => {
-                let body = fetcher.get(&target.endpoint, "application/json").await?;
-                Ok(Reading::SharedPower {
-                    services: c.services.clone(),
-                    watts: redfish::parse(&body)?,
-                })
+                // One failing chassis fails the scrape: the previous
+                // figures stay in use until they go stale, and the failure
+                // shows in the backend's health with its reason.
+                let mut machines = Vec::with_capacity(c.chassis.len());
+                for chassis in &c.chassis {
+                    let body = fetcher.get(&chassis.endpoint, "application/json").await?;
+                    machines.push((chassis.services.clone(), redfish::parse(&body)?));
+                }
+                Ok(Reading::SharedPower(machines))
             }
             Job::Cloud(c) => {
                 let mut url = reqwest::Url::parse(&target.endpoint)

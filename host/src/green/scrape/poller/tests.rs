@@ -134,19 +134,23 @@ fn window_energy_is_divided_by_the_operations_of_the_window() {
     // No operation in the window: no figure (the last one ages out).
     let none = w.per_op(&Reading::Power(watts), t0 + Duration::from_secs(20));
     assert!(none.is_empty());
-    // A chassis shared by two services: one figure for both.
-    let shared = Reading::SharedPower {
-        services: vec!["a".into(), "b".into()],
-        watts: 360.0,
-    };
+    // A chassis shared by two services: one figure for both; a second
+    // chassis (twice the power, half the operations) its own figure.
+    let shared = Reading::SharedPower(vec![
+        (vec!["a".into(), "b".into()], 360.0),
+        (vec!["c".into()], 720.0),
+    ]);
     let mut w2 = Window {
         ops: growing_ops(),
         last: None,
     };
     w2.per_op(&shared, t0);
     let per_op = w2.per_op(&shared, t0 + Duration::from_secs(1));
-    assert_eq!(per_op.len(), 2);
+    assert_eq!(per_op.len(), 3);
     assert_eq!(per_op[0].1, per_op[1].1);
+    // Every service moved 300 operations in the window.
+    assert!((per_op[0].1 - 360.0 / 3.6e6 / 600.0).abs() < 1e-20, "{per_op:?}");
+    assert!((per_op[2].1 - 4.0 * per_op[0].1).abs() < 1e-20, "{per_op:?}");
 }
 
 #[tokio::test]
@@ -326,7 +330,10 @@ async fn redfish_and_cloud_readings_become_measurements() {
     let config = green(|g| {
         g.redfish = Some(RedfishConfig {
             target: target(&format!("{bmc}/redfish/v1/Chassis/1/Power"), 200),
-            services: vec!["orders".into()],
+            chassis: vec![crate::config::Chassis {
+                endpoint: format!("{bmc}/redfish/v1/Chassis/1/Power"),
+                services: vec!["orders".into()],
+            }],
         });
         g.cloud = Some(CloudConfig {
             target: target(&prom, 200),
