@@ -24,6 +24,16 @@ impl Provider {
         }
     }
 
+    /// As the documentation's table names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Provider::Aws => "AWS",
+            Provider::Gcp => "GCP",
+            Provider::Azure => "Azure",
+            Provider::OnPremises => "country",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Provider::Aws => "aws",
@@ -34,11 +44,37 @@ impl Provider {
     }
 }
 
-/// A region's grid intensity and who runs it.
+/// A region's grid intensity, who runs it, and its PUE.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RegionInfo {
     pub gco2_per_kwh: f64,
     pub provider: Provider,
+    /// The provider's average, or the region's own figure where the
+    /// provider publishes one.
+    pub pue: f64,
+}
+
+/// GCP regions with a published trailing-twelve-month PUE of their own
+/// (the figures Cloud Carbon Footprint uses); others take GCP's average.
+const GCP_REGION_PUE: &[(&str, f64)] = &[
+    ("us-east4", 1.08),
+    ("us-central1", 1.11),
+    ("europe-west1", 1.09),
+    ("europe-west4", 1.07),
+    ("europe-north1", 1.09),
+    ("asia-east1", 1.12),
+    ("asia-southeast1", 1.13),
+];
+
+fn info(name: &str, gco2_per_kwh: f64, provider: Provider) -> RegionInfo {
+    let own = (provider == Gcp)
+        .then(|| GCP_REGION_PUE.iter().find(|(n, _)| *n == name))
+        .flatten();
+    RegionInfo {
+        gco2_per_kwh,
+        provider,
+        pue: own.map_or_else(|| provider.pue(), |&(_, pue)| pue),
+    }
 }
 
 use Provider::{Aws, Azure, Gcp, OnPremises};
@@ -55,81 +91,82 @@ const REGIONS: &[(&str, f64, Provider)] = &[
     ("eu-west-1", 279.0, Aws),
     ("eu-west-2", 225.0, Aws),
     ("eu-west-3", 51.0, Aws),
-    ("eu-central-1", 338.0, Aws),
+    ("eu-central-1", 311.0, Aws),
     ("eu-north-1", 9.0, Aws),
-    ("eu-south-1", 233.0, Aws),
+    ("eu-south-1", 213.0, Aws),
     ("ap-south-1", 708.0, Aws),
-    ("ap-northeast-1", 465.0, Aws),
+    ("ap-northeast-1", 466.0, Aws),
     ("ap-northeast-2", 416.0, Aws),
     ("ap-southeast-1", 408.0, Aws),
-    ("ap-southeast-2", 790.0, Aws),
-    ("af-south-1", 928.0, Aws),
+    ("ap-southeast-2", 760.0, Aws),
+    ("af-south-1", 901.0, Aws),
     // GCP
-    ("us-central1", 454.0, Gcp),
-    ("us-east1", 480.0, Gcp),
-    ("us-east4", 361.0, Gcp),
-    ("us-west1", 78.0, Gcp),
-    ("northamerica-northeast1", 29.0, Gcp),
-    ("southamerica-east1", 103.0, Gcp),
-    ("europe-west1", 167.0, Gcp),
-    ("europe-west2", 225.0, Gcp),
-    ("europe-west3", 338.0, Gcp),
-    ("europe-west4", 390.0, Gcp),
-    ("europe-west9", 51.0, Gcp),
-    ("europe-north1", 112.0, Gcp),
-    ("asia-east1", 541.0, Gcp),
-    ("asia-northeast1", 465.0, Gcp),
-    ("asia-south1", 708.0, Gcp),
-    ("asia-southeast1", 408.0, Gcp),
-    ("australia-southeast1", 790.0, Gcp),
+    ("us-central1", 456.0, Gcp),
+    ("us-east1", 434.0, Gcp),
+    ("us-east4", 309.0, Gcp),
+    ("us-west1", 60.0, Gcp),
+    ("northamerica-northeast1", 28.0, Gcp),
+    ("southamerica-east1", 129.0, Gcp),
+    ("europe-west1", 110.0, Gcp),
+    ("europe-west2", 172.0, Gcp),
+    ("europe-west3", 269.0, Gcp),
+    ("europe-west4", 283.0, Gcp),
+    ("europe-west9", 59.0, Gcp),
+    ("europe-north1", 127.0, Gcp),
+    ("asia-east1", 456.0, Gcp),
+    ("asia-northeast1", 464.0, Gcp),
+    ("asia-south1", 670.0, Gcp),
+    ("asia-southeast1", 372.0, Gcp),
+    ("australia-southeast1", 598.0, Gcp),
     // Azure
     ("eastus", 379.0, Azure),
     ("eastus2", 379.0, Azure),
     ("westus", 322.0, Azure),
     ("westus2", 322.0, Azure),
-    ("centralus", 454.0, Azure),
+    ("centralus", 426.0, Azure),
     ("canadacentral", 120.0, Azure),
     ("brazilsouth", 62.0, Azure),
     ("northeurope", 279.0, Azure),
-    ("westeurope", 390.0, Azure),
+    ("westeurope", 328.0, Azure),
     ("uksouth", 225.0, Azure),
     ("francecentral", 51.0, Azure),
-    ("germanywestcentral", 338.0, Azure),
-    ("swedencentral", 9.0, Azure),
+    ("germanywestcentral", 339.0, Azure),
+    ("swedencentral", 6.0, Azure),
     ("centralindia", 708.0, Azure),
-    ("japaneast", 465.0, Azure),
+    ("japaneast", 466.0, Azure),
     ("southeastasia", 408.0, Azure),
     ("australiaeast", 790.0, Azure),
     // Countries (ISO 3166-1 alpha-2)
-    ("AU", 790.0, OnPremises),
-    ("BE", 167.0, OnPremises),
+    ("AU", 960.0, OnPremises),
+    ("BE", 110.0, OnPremises),
     ("BR", 62.0, OnPremises),
-    ("CA", 120.0, OnPremises),
+    ("CA", 19.0, OnPremises),
     ("CH", 12.0, OnPremises),
-    ("CN", 555.0, OnPremises),
-    ("DE", 338.0, OnPremises),
+    ("CN", 537.0, OnPremises),
+    ("DE", 339.0, OnPremises),
     ("ES", 171.0, OnPremises),
-    ("FI", 112.0, OnPremises),
+    ("FI", 95.0, OnPremises),
     ("FR", 51.0, OnPremises),
-    ("GB", 225.0, OnPremises),
-    ("IE", 279.0, OnPremises),
+    ("GB", 212.0, OnPremises),
+    ("IE", 336.0, OnPremises),
     ("IN", 708.0, OnPremises),
-    ("IT", 233.0, OnPremises),
-    ("JP", 465.0, OnPremises),
+    ("IT", 324.0, OnPremises),
+    ("JP", 466.0, OnPremises),
     ("KR", 416.0, OnPremises),
-    ("NL", 390.0, OnPremises),
+    ("NL", 328.0, OnPremises),
     ("NO", 8.0, OnPremises),
-    ("PL", 750.0, OnPremises),
-    ("SE", 9.0, OnPremises),
+    ("PL", 760.0, OnPremises),
+    ("SE", 6.0, OnPremises),
     ("SG", 408.0, OnPremises),
-    ("US", 379.0, OnPremises),
-    ("ZA", 928.0, OnPremises),
+    ("US", 424.0, OnPremises),
+    ("ZA", 901.0, OnPremises),
 ];
 
 /// The world average, for a region the table does not know.
 pub const WORLD: RegionInfo = RegionInfo {
     gco2_per_kwh: 475.0,
     provider: OnPremises,
+    pue: 1.58,
 };
 
 /// `region` as written, or a country code in any case.
@@ -143,23 +180,12 @@ pub fn lookup(region: &str) -> Option<RegionInfo> {
                 *name == region
             }
         })
-        .map(|&(_, gco2_per_kwh, provider)| RegionInfo {
-            gco2_per_kwh,
-            provider,
-        })
+        .map(|&(name, gco2_per_kwh, provider)| info(name, gco2_per_kwh, provider))
 }
 
 /// Every region of the table, for documentation checks.
 pub fn all() -> impl Iterator<Item = (&'static str, RegionInfo)> {
-    REGIONS.iter().map(|&(n, g, p)| {
-        (
-            n,
-            RegionInfo {
-                gco2_per_kwh: g,
-                provider: p,
-            },
-        )
-    })
+    REGIONS.iter().map(|&(n, g, p)| (n, info(n, g, p)))
 }
 
 #[cfg(test)]
@@ -175,6 +201,11 @@ mod tests {
         assert_eq!(lookup("FR").unwrap().provider, OnPremises);
         assert_eq!(lookup("europe-west9").unwrap().provider, Gcp);
         assert_eq!(lookup("francecentral").unwrap().provider, Azure);
+        // GCP's own PUE where Google publishes one, its average elsewhere.
+        assert_eq!(lookup("europe-west4").unwrap().pue, 1.07);
+        assert_eq!(lookup("europe-west9").unwrap().pue, 1.1);
+        assert_eq!(lookup("FR").unwrap().pue, 1.58);
+        assert_eq!(WORLD.pue, OnPremises.pue());
         assert!(lookup("EU-WEST-3").is_none());
         assert!(lookup("mars-north-1").is_none());
     }
@@ -192,7 +223,12 @@ mod tests {
     fn docs_list_every_region() {
         let doc = include_str!("../../../docs/ENERGY.md");
         for (name, info) in all() {
-            let row = format!("| `{name}` | {} |", info.gco2_per_kwh);
+            let row = format!(
+                "| `{name}` | {} | {} | {} |",
+                info.gco2_per_kwh,
+                info.provider.label(),
+                info.pue
+            );
             assert!(doc.contains(&row), "docs/ENERGY.md lacks the row {row}");
         }
     }

@@ -151,7 +151,7 @@ impl GreenScorer {
         let service = f.service.as_str();
         let region = self.region(service, first, now);
         let (it, source) = self.it_energy(service, f64::from(f.avoidable_io), weight, now);
-        let energy_kwh = it * region.info.provider.pue();
+        let energy_kwh = it * region.info.pue;
         GreenImpact {
             energy_kwh,
             co2_gco2: energy_kwh * region.intensity,
@@ -195,7 +195,7 @@ impl GreenScorer {
                         let p = PerOp {
                             measured_kwh: self.state.measured(service, now).map(|m| m.kwh_per_op),
                             factor: self.calibration.factor(service),
-                            pue: region.info.provider.pue(),
+                            pue: region.info.pue,
                             intensity: region.intensity,
                         };
                         resolved.push((service, attr, p));
