@@ -232,7 +232,11 @@ pub fn prepare(
     }
     let calibration = match &config.green_settings.calibration_file {
         Some(file) if config.green_settings.enabled => {
-            let dir = config.source.as_deref().and_then(|p| p.parent()).unwrap_or(cwd);
+            let dir = config
+                .source
+                .as_deref()
+                .and_then(|p| p.parent())
+                .unwrap_or(cwd);
             match crate::green::Calibration::load(&dir.join(file)) {
                 Ok(c) => c,
                 Err(e) => {

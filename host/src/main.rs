@@ -297,7 +297,9 @@ fn main() -> ExitCode {
         }
         Some(Command::Watch(_)) | None => watch(prepared),
         // Answered before the configuration was read.
-        Some(Command::Ack(_) | Command::Query(_) | Command::Analyze(_) | Command::Calibrate(_)) => ExitCode::SUCCESS,
+        Some(Command::Ack(_) | Command::Query(_) | Command::Analyze(_) | Command::Calibrate(_)) => {
+            ExitCode::SUCCESS
+        }
     }
 }
 

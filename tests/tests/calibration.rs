@@ -153,12 +153,24 @@ fn unusable_measurements_and_calibration_files_are_refused_clearly() {
         std::fs::write(dir.0.join("m.csv"), csv).unwrap();
         run(
             &dir.0,
-            &["calibrate", "--traces", traces, "--measured-energy", "m.csv"],
+            &[
+                "calibrate",
+                "--traces",
+                traces,
+                "--measured-energy",
+                "m.csv",
+            ],
         )
     };
     for (csv, needle) in [
-        ("time,watts\n1,2\n", "m.csv: the header has no `timestamp` column"),
-        ("timestamp,watts\n1,2\nnoon,3\n", "m.csv: line 3: `noon` is not a timestamp"),
+        (
+            "time,watts\n1,2\n",
+            "m.csv: the header has no `timestamp` column",
+        ),
+        (
+            "timestamp,watts\n1,2\nnoon,3\n",
+            "m.csv: line 3: `noon` is not a timestamp",
+        ),
         (
             "timestamp,kwh\n1600000000,5\n",
             "no energy inside the traces' window (2023-11-14T22:13:20Z",
@@ -171,7 +183,13 @@ fn unusable_measurements_and_calibration_files_are_refused_clearly() {
     }
     let out = run(
         &dir.0,
-        &["calibrate", "--traces", "missing.json", "--measured-energy", "m.csv"],
+        &[
+            "calibrate",
+            "--traces",
+            "missing.json",
+            "--measured-energy",
+            "m.csv",
+        ],
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("missing.json"), "{}", stderr(&out));
@@ -182,11 +200,19 @@ fn unusable_measurements_and_calibration_files_are_refused_clearly() {
     std::fs::create_dir_all(&conf_dir).unwrap();
     let config = conf_dir.join("ps.toml");
     std::fs::write(&config, "[green]\ncalibration_file = \"cal.toml\"\n").unwrap();
-    let check = || run(&dir.0, &["--config", config.to_str().unwrap(), "config", "check"]);
+    let check = || {
+        run(
+            &dir.0,
+            &["--config", config.to_str().unwrap(), "config", "check"],
+        )
+    };
     let out = check();
     assert_eq!(out.status.code(), Some(2));
     let e = stderr(&out);
-    assert!(e.contains("green.calibration_file") && e.contains("conf/cal.toml"), "{e}");
+    assert!(
+        e.contains("green.calibration_file") && e.contains("conf/cal.toml"),
+        "{e}"
+    );
     std::fs::write(conf_dir.join("cal.toml"), "[factors]\n\"order-svc\" = -3\n").unwrap();
     let e = stderr(&check());
     assert!(e.contains("`factors.order-svc` = -3 is outside"), "{e}");

@@ -606,27 +606,52 @@ endpoint = "https://bmc-0/redfish/v1/Chassis/1/Power"
 services = ["gateway"]
 service_mappings = { orders = "https://bmc-1/redfish/v1/Chassis/1/Power", stock = "https://bmc-1/redfish/v1/Chassis/1/Power", pay = "https://bmc-2/redfish/v1/Chassis/Self/EnvironmentMetrics" }
 "#;
-        let r = from_toml_str(text, "t").unwrap().green_settings.redfish.unwrap();
+        let r = from_toml_str(text, "t")
+            .unwrap()
+            .green_settings
+            .redfish
+            .unwrap();
         let got: Vec<(&str, Vec<&str>)> = r
             .chassis
             .iter()
-            .map(|c| (c.endpoint.as_str(), c.services.iter().map(String::as_str).collect()))
+            .map(|c| {
+                (
+                    c.endpoint.as_str(),
+                    c.services.iter().map(String::as_str).collect(),
+                )
+            })
             .collect();
         assert_eq!(
             got,
             [
                 ("https://bmc-0/redfish/v1/Chassis/1/Power", vec!["gateway"]),
-                ("https://bmc-1/redfish/v1/Chassis/1/Power", vec!["orders", "stock"]),
-                ("https://bmc-2/redfish/v1/Chassis/Self/EnvironmentMetrics", vec!["pay"]),
+                (
+                    "https://bmc-1/redfish/v1/Chassis/1/Power",
+                    vec!["orders", "stock"]
+                ),
+                (
+                    "https://bmc-2/redfish/v1/Chassis/Self/EnvironmentMetrics",
+                    vec!["pay"]
+                ),
             ]
         );
         // Mappings alone are enough; the first chassis is the one logged.
         let text = "[green.redfish]\nservice_mappings = { a = \"https://bmc-9/x\" }\n";
-        let r = from_toml_str(text, "t").unwrap().green_settings.redfish.unwrap();
+        let r = from_toml_str(text, "t")
+            .unwrap()
+            .green_settings
+            .redfish
+            .unwrap();
         assert_eq!(r.target.endpoint, "https://bmc-9/x");
         for (text, needle) in [
-            ("[green.redfish]\nservices = [\"a\"]\n", "`green.redfish.services`: needs `endpoint`"),
-            ("[green.redfish]\nscrape_interval_secs = 60\n", "`green.redfish.endpoint`: is required"),
+            (
+                "[green.redfish]\nservices = [\"a\"]\n",
+                "`green.redfish.services`: needs `endpoint`",
+            ),
+            (
+                "[green.redfish]\nscrape_interval_secs = 60\n",
+                "`green.redfish.endpoint`: is required",
+            ),
             (
                 "[green.redfish]\nservice_mappings = { a = \"ftp://bmc/x\" }\n",
                 "`green.redfish.service_mappings`: `a`: must be an http",

@@ -22,8 +22,8 @@ use toml::Table;
 
 pub use detectors::{DetectorPlan, DetectorSettings, DetectorsConfig};
 pub use green::{
-    CloudConfig, EMAPS_TOKEN_VAR, ElectricityMapsConfig, GreenConfig, KeplerConfig, KeplerKind,
-    Chassis, RedfishConfig, ScaphandreConfig, ScrapeTarget,
+    Chassis, CloudConfig, EMAPS_TOKEN_VAR, ElectricityMapsConfig, GreenConfig, KeplerConfig,
+    KeplerKind, RedfishConfig, ScaphandreConfig, ScrapeTarget,
 };
 pub(crate) use load::fold_parse_error;
 pub use load::{FRAGMENT_DIR, MAIN_FILE, from_toml_str, load, load_partial};

@@ -11,6 +11,6 @@ pub mod score;
 pub mod scrape;
 pub mod state;
 
-pub use score::{GreenImpact, GreenScorer, HIGH_FACTOR, LOW_FACTOR, TraceEnergy};
 pub use calibration::Calibration;
+pub use score::{GreenImpact, GreenScorer, HIGH_FACTOR, LOW_FACTOR, TraceEnergy};
 pub use state::EnergyState;

@@ -285,16 +285,23 @@ mod tests {
     #[test]
     fn per_service_factors_are_measured_over_proxy() {
         // api: 36,000 W·s over the window = 0.01 kWh, against 0.004 proxy.
-        let m = Measured::parse(
-            b"timestamp,watts,service\n100,360,api\n200,360,api\n150,1,ghost\n",
-        )
-        .unwrap();
+        let m =
+            Measured::parse(b"timestamp,watts,service\n100,360,api\n200,360,api\n150,1,ghost\n")
+                .unwrap();
         let d = derive(&usage(&[("api", 40, 0.004), ("db", 3, 0.001)]), &m).unwrap();
         assert_eq!(d.calibration.factors, BTreeMap::from([("api".into(), 2.5)]));
         assert_eq!(d.lines[0].measured_kwh, 0.01);
         assert_eq!(d.lines[1].factor, None);
-        assert!(d.notes[0].starts_with("db: no measurement"), "{:?}", d.notes);
-        assert!(d.notes[1].starts_with("ghost: measured, but"), "{:?}", d.notes);
+        assert!(
+            d.notes[0].starts_with("db: no measurement"),
+            "{:?}",
+            d.notes
+        );
+        assert!(
+            d.notes[1].starts_with("ghost: measured, but"),
+            "{:?}",
+            d.notes
+        );
     }
 
     #[test]
@@ -316,7 +323,8 @@ mod tests {
         let outside = Measured::parse(b"timestamp,kwh\n500,1\n").unwrap();
         let e = derive(&usage(&[("api", 1, 0.1)]), &outside).unwrap_err();
         assert!(
-            e.to_string().contains("no energy inside the traces' window (1970-01-01T00:01:40Z"),
+            e.to_string()
+                .contains("no energy inside the traces' window (1970-01-01T00:01:40Z"),
             "{e}"
         );
         let absurd = Measured::parse(b"timestamp,kwh,service\n150,1e6,api\n").unwrap();

@@ -82,17 +82,15 @@ impl Measured {
             .headers()
             .map_err(|e| format!("cannot read the header: {e}"))?
             .clone();
-        let column = |name: &str| {
-            headers
-                .iter()
-                .position(|h| h.eq_ignore_ascii_case(name))
-        };
+        let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
         let at = column("timestamp").ok_or("the header has no `timestamp` column")?;
         let (unit, value) = match (column("watts"), column("kwh")) {
             (Some(w), None) => (Unit::Watts, w),
             (None, Some(k)) => (Unit::Kwh, k),
             (Some(_), Some(_)) => return Err("the header has both `watts` and `kwh`".into()),
-            (None, None) => return Err("the header has neither a `watts` nor a `kwh` column".into()),
+            (None, None) => {
+                return Err("the header has neither a `watts` nor a `kwh` column".into());
+            }
         };
         let service = column("service");
         let mut series: BTreeMap<Option<String>, Vec<Sample>> = BTreeMap::new();
@@ -105,8 +103,12 @@ impl Measured {
                 return Err(format!("more than {MAX_ROWS} rows"));
             }
             let field = |i: usize| record.get(i).unwrap_or("");
-            let at_s = parse_timestamp(field(at))
-                .ok_or_else(|| format!("line {line}: `{}` is not a timestamp (RFC 3339 or Unix seconds)", clip(field(at))))?;
+            let at_s = parse_timestamp(field(at)).ok_or_else(|| {
+                format!(
+                    "line {line}: `{}` is not a timestamp (RFC 3339 or Unix seconds)",
+                    clip(field(at))
+                )
+            })?;
             let v: f64 = field(value)
                 .parse()
                 .ok()
@@ -121,7 +123,10 @@ impl Measured {
                 .map(field)
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned);
-            series.entry(name).or_default().push(Sample { at_s, value: v });
+            series
+                .entry(name)
+                .or_default()
+                .push(Sample { at_s, value: v });
         }
         if rows == 0 {
             return Err("no rows after the header".into());
@@ -162,8 +167,8 @@ fn parse_timestamp(text: &str) -> Option<f64> {
     if let Ok(s) = text.parse::<f64>() {
         return s.is_finite().then_some(s);
     }
-    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .ok()?;
+    let t =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
     Some(t.unix_timestamp_nanos() as f64 / 1e9)
 }
 
@@ -204,7 +209,10 @@ mod tests {
         let t0 = 1_767_225_600.0; // 2026-01-01T00:00:00Z
         assert_eq!(m.energy_kwh(api, t0, t0 + 20.0), 0.75);
         assert_eq!(m.energy_kwh(api, t0 + 10.0, t0 + 20.0), 0.25);
-        assert_eq!(m.energy_kwh(&m.series[&Some("db".to_owned())], t0, t0 + 60.0), 1.0);
+        assert_eq!(
+            m.energy_kwh(&m.series[&Some("db".to_owned())], t0, t0 + 60.0),
+            1.0
+        );
     }
 
     #[test]
@@ -215,8 +223,14 @@ mod tests {
             ("time,watts\n1,2\n", "no `timestamp` column"),
             ("timestamp,joules\n1,2\n", "neither a `watts` nor a `kwh`"),
             ("timestamp,watts,kwh\n1,2,3\n", "both"),
-            ("timestamp,watts\n1,2\nyesterday,3\n", "line 3: `yesterday` is not a timestamp"),
-            ("timestamp,watts\n1,-2\n", "line 2: `-2` is not a non-negative number"),
+            (
+                "timestamp,watts\n1,2\nyesterday,3\n",
+                "line 3: `yesterday` is not a timestamp",
+            ),
+            (
+                "timestamp,watts\n1,-2\n",
+                "line 2: `-2` is not a non-negative number",
+            ),
             ("timestamp,watts\n1,NaN\n", "is not a non-negative number"),
             ("timestamp,watts\n1,\x1b[31m\n", "`?[31m` is not"),
             ("timestamp,watts\n1,2,3\n", "found record with 3 fields"),

@@ -86,10 +86,7 @@ impl Calibration {
             match (key.as_str(), value) {
                 ("version", Value::Integer(VERSION)) => {}
                 ("version", other) => {
-                    return Err(format!(
-                        "`version` must be {VERSION}, got {}",
-                        short(other)
-                    ));
+                    return Err(format!("`version` must be {VERSION}, got {}", short(other)));
                 }
                 ("factors", Value::Table(t)) => {
                     for (service, v) in t {
@@ -177,7 +174,10 @@ mod tests {
     fn bad_files_are_refused_naming_the_key() {
         for (text, needle) in [
             ("version = 2", "`version` must be 1, got integer"),
-            ("[factors]\na = \"x\"", "`factors.a` must be a number, got string"),
+            (
+                "[factors]\na = \"x\"",
+                "`factors.a` must be a number, got string",
+            ),
             ("[factors]\na = 0.0", "`factors.a` = 0 is outside"),
             ("[factors]\na = nan", "`factors.a` = NaN is outside"),
             ("[factors]\na = 1e9", "is outside"),
@@ -189,7 +189,10 @@ mod tests {
             assert!(e.contains(needle), "{text:?}: {e}");
         }
         // Integers are numbers too.
-        assert_eq!(Calibration::parse("[factors]\na = 2").unwrap().factor("a"), 2.0);
+        assert_eq!(
+            Calibration::parse("[factors]\na = 2").unwrap().factor("a"),
+            2.0
+        );
     }
 
     #[test]

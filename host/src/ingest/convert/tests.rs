@@ -265,7 +265,12 @@ fn attrs_of(f: &TraceFragment, n: usize) -> Vec<(String, String)> {
     let r = &f.spans[n];
     f.attrs[r.attrs_start as usize..(r.attrs_start + r.attrs_len) as usize]
         .iter()
-        .map(|a| (f.arena.get(a.key).to_owned(), f.arena.get(a.value).to_owned()))
+        .map(|a| {
+            (
+                f.arena.get(a.key).to_owned(),
+                f.arena.get(a.value).to_owned(),
+            )
+        })
         .collect()
 }
 

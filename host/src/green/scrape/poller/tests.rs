@@ -149,8 +149,14 @@ fn window_energy_is_divided_by_the_operations_of_the_window() {
     assert_eq!(per_op.len(), 3);
     assert_eq!(per_op[0].1, per_op[1].1);
     // Every service moved 300 operations in the window.
-    assert!((per_op[0].1 - 360.0 / 3.6e6 / 600.0).abs() < 1e-20, "{per_op:?}");
-    assert!((per_op[2].1 - 4.0 * per_op[0].1).abs() < 1e-20, "{per_op:?}");
+    assert!(
+        (per_op[0].1 - 360.0 / 3.6e6 / 600.0).abs() < 1e-20,
+        "{per_op:?}"
+    );
+    assert!(
+        (per_op[2].1 - 4.0 * per_op[0].1).abs() < 1e-20,
+        "{per_op:?}"
+    );
 }
 
 #[tokio::test]
