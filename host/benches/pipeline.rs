@@ -15,6 +15,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
 use perf_sentinel::config::Config;
 use perf_sentinel::findings::Stamp;
+use perf_sentinel::green::{EnergyState, GreenScorer};
 use perf_sentinel::ingest::convert::{ConvertLimits, convert, convert_wire};
 use perf_sentinel::metrics::Metrics;
 use perf_sentinel::normalize::{normalize_http, normalize_sql};
@@ -168,7 +169,7 @@ fn bench_decode_convert(c: &mut Criterion) {
     g.finish();
 }
 
-fn analyzer() -> (Analyzer, Metrics) {
+fn analyzer(green: bool) -> (Analyzer, Metrics) {
     let config = Config::default();
     let specs = Registry::load(&config)
         .0
@@ -183,13 +184,23 @@ fn analyzer() -> (Analyzer, Metrics) {
         environment: Arc::from("bench"),
         confidence: "daemon_staging",
     };
-    (Analyzer::new(detectors, stamp), metrics)
+    let scorer = green.then(|| {
+        let config: Config = perf_sentinel::config::from_toml_str(
+            "[green]\ndefault_region = \"eu-west-3\"\n",
+            "bench",
+        )
+        .expect("green config");
+        Arc::new(GreenScorer::new(
+            &config.green_settings,
+            Arc::new(EnergyState::new()),
+        ))
+    });
+    (Analyzer::new(detectors, stamp).with_green(scorer), metrics)
 }
 
 fn bench_window_and_detect(c: &mut Criterion) {
     let (traces, per_trace) = (20, 25);
     let request = synthetic_request(traces, per_trace, 2);
-    let (mut analyzer, metrics) = analyzer();
     let mut scratch = PrepScratch::default();
     let limits = WindowLimits {
         max_traces: 10_000,
@@ -200,30 +211,37 @@ fn bench_window_and_detect(c: &mut Criterion) {
     };
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements((traces * per_trace) as u64));
-    g.bench_function("window_insert_complete_detect_500_spans", |b| {
-        b.iter_batched(
-            || convert(&request, 1, &ConvertLimits::default()),
-            |converted| {
-                let mut window = TraceWindow::new(limits);
-                let mut closed = Vec::new();
-                let now = Instant::now();
-                for shard in converted.shards {
-                    for f in shard {
-                        window.insert(f, now, &mut closed);
+    // With and without energy scoring: what `[green]` costs per trace.
+    for (name, green) in [
+        ("window_insert_complete_detect_500_spans", false),
+        ("window_insert_complete_detect_score_500_spans", true),
+    ] {
+        let (mut analyzer, metrics) = analyzer(green);
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || convert(&request, 1, &ConvertLimits::default()),
+                |converted| {
+                    let mut window = TraceWindow::new(limits);
+                    let mut closed = Vec::new();
+                    let now = Instant::now();
+                    for shard in converted.shards {
+                        for f in shard {
+                            window.insert(f, now, &mut closed);
+                        }
                     }
-                }
-                window.expire(now, &mut closed);
-                let mut findings = 0;
-                for c in closed.drain(..) {
-                    findings += analyzer.analyze(&c.fragment, &mut scratch, &metrics).len();
-                }
-                // Every other trace is an N+1 (plus its io_waste finding).
-                assert!(findings >= traces / 2);
-                findings
-            },
-            criterion::BatchSize::SmallInput,
-        )
-    });
+                    window.expire(now, &mut closed);
+                    let mut findings = 0;
+                    for c in closed.drain(..) {
+                        findings += analyzer.analyze(&c.fragment, &mut scratch, &metrics).len();
+                    }
+                    // Every other trace is an N+1 (plus its io_waste finding).
+                    assert!(findings >= traces / 2);
+                    findings
+                },
+                criterion::BatchSize::SmallInput,
+            )
+        });
+    }
     g.finish();
 }
 
@@ -231,7 +249,7 @@ fn bench_window_and_detect(c: &mut Criterion) {
 /// trace) by every built-in detector, over 100k and 1M spans of 100-span
 /// traces.
 fn bench_detect_all_builtins(c: &mut Criterion) {
-    let (mut analyzer, metrics) = analyzer();
+    let (mut analyzer, metrics) = analyzer(false);
     let mut g = c.benchmark_group("detect_all_builtins");
     g.sample_size(10);
     for total in [100_000usize, 1_000_000] {
