@@ -7,9 +7,8 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Duration;
 
-use common::{Daemon, FAST, TempDir, binary, hex, n1_request};
+use common::{Daemon, FAST, TempDir, binary, n1_request};
 use serde_json::{Value, json};
 
 /// 1,700,000,000 s: where every span of the trace file lies.
@@ -124,15 +123,7 @@ async fn calibrate_derives_factors_that_the_daemon_then_applies() {
             .status(),
         200
     );
-    let n1 = daemon
-        .wait_for(Duration::from_secs(10), "the N+1 finding", || async {
-            daemon
-                .trace_findings(&hex(&id))
-                .await
-                .into_iter()
-                .find(|f| f["type"] == "n_plus_one_sql")
-        })
-        .await;
+    let n1 = daemon.wait_trace_finding(&id, "n_plus_one_sql").await;
     // 5 avoidable SELECTs x 1e-7 kWh x 0.5 x PUE 1.135, times the factor.
     let g = &n1["green_impact"];
     assert_eq!(g["energy_source"], "calibrated_proxy", "{g}");

@@ -282,15 +282,7 @@ async fn the_proxy_model_scores_findings_and_a_dead_exporter_shows_as_failing() 
             .status(),
         200
     );
-    let n1 = daemon
-        .wait_for(Duration::from_secs(10), "the N+1 finding", || async {
-            daemon
-                .trace_findings(&hex(&id))
-                .await
-                .into_iter()
-                .find(|f| f["type"] == "n_plus_one_sql")
-        })
-        .await;
+    let n1 = daemon.wait_trace_finding(&id, "n_plus_one_sql").await;
     // 5 avoidable SELECTs x 1e-7 kWh x 0.5 x PUE 1.135, x 51 g/kWh.
     let g = &n1["green_impact"];
     assert_eq!(g["energy_source"], "proxy");
@@ -335,15 +327,7 @@ async fn green_off_means_no_scores_no_scrapers() {
     let daemon = Daemon::start(FAST, "[green]\nenabled = false\n");
     let id = [0x52; 16];
     daemon.post_otlp(&n1_request(id, "order-svc", 6)).await;
-    let n1 = daemon
-        .wait_for(Duration::from_secs(10), "the N+1 finding", || async {
-            daemon
-                .trace_findings(&hex(&id))
-                .await
-                .into_iter()
-                .find(|f| f["type"] == "n_plus_one_sql")
-        })
-        .await;
+    let n1 = daemon.wait_trace_finding(&id, "n_plus_one_sql").await;
     assert!(
         n1["green_impact"].get("estimated_energy_kwh").is_none(),
         "{n1}"

@@ -363,6 +363,22 @@ impl Daemon {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad findings JSON ({e}): {text}"))
     }
 
+    /// Waits (up to 10 s) for trace `trace_id`'s first finding of `kind`.
+    pub async fn wait_trace_finding(&self, trace_id: &[u8; 16], kind: &str) -> serde_json::Value {
+        let id = hex(trace_id);
+        self.wait_for(
+            Duration::from_secs(10),
+            &format!("a {kind} finding of trace {id}"),
+            || async {
+                self.trace_findings(&id)
+                    .await
+                    .into_iter()
+                    .find(|f| f["type"] == kind)
+            },
+        )
+        .await
+    }
+
     /// `GET /api/findings?query` parsed (folded by signature).
     pub async fn findings(&self, query: &str) -> Vec<serde_json::Value> {
         let text = self.get(&format!("/api/findings?{query}")).await;
