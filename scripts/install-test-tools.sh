@@ -68,7 +68,8 @@ actionlint=$(go_tool actionlint github.com/rhysd/actionlint/cmd/actionlint "$ACT
 
 # A minimal OpenTelemetry Collector: the OTLP receiver, the OTLP exporter and
 # the contrib loadbalancing exporter (trace-ID routing in front of several
-# daemons, tests/tests/sharded_collector.rs). The builder writes a Go module
+# daemons, tests/tests/sharded_collector.rs), plus the batch and memory
+# limiter processors the example configurations use (validated with it). The builder writes a Go module
 # from the manifest and compiles it; the folder name carries the version and
 # a hash of the manifest, so a changed manifest builds again.
 #
@@ -84,6 +85,9 @@ dist:
   output_path: $1
 receivers:
   - gomod: go.opentelemetry.io/collector/receiver/otlpreceiver $OTELCOL_VERSION
+processors:
+  - gomod: go.opentelemetry.io/collector/processor/batchprocessor $OTELCOL_VERSION
+  - gomod: go.opentelemetry.io/collector/processor/memorylimiterprocessor $OTELCOL_VERSION
 exporters:
   - gomod: go.opentelemetry.io/collector/exporter/otlpexporter $OTELCOL_VERSION
   - gomod: github.com/open-telemetry/opentelemetry-collector-contrib/exporter/loadbalancingexporter $OTELCOL_VERSION

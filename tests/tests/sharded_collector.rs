@@ -3,7 +3,8 @@
 //! and loadbalancing exporters) routes by trace id, with a static resolver,
 //! to two daemons. Traces sent through it with the real OTLP exporter each
 //! give their findings on exactly one daemon, and the same findings as one
-//! daemon that saw all the traffic.
+//! daemon that saw all the traffic. The static-resolver example
+//! configuration is validated by the same Collector.
 
 mod common;
 
@@ -371,4 +372,26 @@ async fn each_trace_is_analyzed_once_behind_the_collector_as_by_one_daemon() {
     }
     let printed_on_shards: usize = shard_docs.iter().map(BTreeMap::len).sum();
     assert_eq!(printed_on_shards, single.len());
+}
+
+/// The example for daemons at fixed addresses is a configuration the real
+/// Collector accepts (`validate` decodes every component's settings and
+/// refuses unknown keys).
+#[test]
+fn the_static_shards_example_is_a_valid_collector_configuration() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/otel-collector-static-shards.yaml");
+    let out = Command::new(otelcol())
+        .arg("validate")
+        .arg("--config")
+        .arg(&example)
+        .output()
+        .expect("run the Collector");
+    assert!(
+        out.status.success(),
+        "{}: {}{}",
+        example.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
