@@ -339,7 +339,10 @@ async fn each_trace_is_analyzed_once_behind_the_collector_as_by_one_daemon() {
         ];
         let holders = on_shards.iter().filter(|l| !l.is_empty()).count();
         if expected.is_empty() {
-            assert_eq!(holders, 0, "{path}: findings on a shard, none on one daemon");
+            assert_eq!(
+                holders, 0,
+                "{path}: findings on a shard, none on one daemon"
+            );
             continue;
         }
         with_findings += 1;
@@ -363,7 +366,12 @@ async fn each_trace_is_analyzed_once_behind_the_collector_as_by_one_daemon() {
     assert_eq!(single.len(), expected_with, "{single:?}");
     for (id, lines) in &single {
         let holders: Vec<&Vec<Value>> = shard_docs.iter().filter_map(|m| m.get(id)).collect();
-        assert_eq!(holders.len(), 1, "trace {id} printed by {} shards", holders.len());
+        assert_eq!(
+            holders.len(),
+            1,
+            "trace {id} printed by {} shards",
+            holders.len()
+        );
         let mut got = holders[0].clone();
         let mut want = lines.clone();
         got.sort_by_key(|f| f.to_string());

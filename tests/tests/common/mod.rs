@@ -173,27 +173,39 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with extra command-line arguments.
     pub fn start_with_args(daemon_keys: &str, extra: &str, args: &[&str]) -> Daemon {
-        Self::launch(daemon_keys, extra, &Launch {
-            args,
-            ..Launch::default()
-        })
+        Self::launch(
+            daemon_keys,
+            extra,
+            &Launch {
+                args,
+                ..Launch::default()
+            },
+        )
     }
 
     /// Like [`Daemon::start`], with extra environment variables.
     pub fn start_with_env(daemon_keys: &str, extra: &str, env: &[(&str, &str)]) -> Daemon {
-        Self::launch(daemon_keys, extra, &Launch {
-            env,
-            ..Launch::default()
-        })
+        Self::launch(
+            daemon_keys,
+            extra,
+            &Launch {
+                env,
+                ..Launch::default()
+            },
+        )
     }
 
     /// Like [`Daemon::start`], on the given `(grpc, http)` ports: a restart
     /// where clients (and their retries) already point.
     pub fn start_on(ports: (u16, u16), daemon_keys: &str, extra: &str) -> Daemon {
-        Self::launch(daemon_keys, extra, &Launch {
-            ports: Some(ports),
-            ..Launch::default()
-        })
+        Self::launch(
+            daemon_keys,
+            extra,
+            &Launch {
+                ports: Some(ports),
+                ..Launch::default()
+            },
+        )
     }
 
     /// Starts the daemon as described by `launch`.
