@@ -7,6 +7,9 @@
 # - helm, kubeconform and actionlint are built from their Go modules into
 #   .tools/bin/<tool>-<version>/ (ignored by git). A folder that already
 #   holds the binary is reused, so only the first run pays for the build.
+# - A minimal OpenTelemetry Collector (for the sharding test) is built the
+#   same way, by the Collector's builder (ocb), into
+#   .tools/bin/otelcol-<version>-<manifest hash>/.
 # - promtool (Debian's `prometheus` package) and shellcheck come from apt-get
 #   (as root; elsewhere install them first).
 # - The JSON Schema checker and the bundled Kubernetes schemas come from the
@@ -17,6 +20,10 @@ cd "$(dirname "$0")/.."
 HELM_VERSION=v3.22.0
 KUBECONFORM_VERSION=v0.8.0
 ACTIONLINT_VERSION=v1.7.12
+# The OpenTelemetry Collector of the sharding test, built by the Collector's
+# own builder (ocb) of the same release as the components it lists (core and
+# contrib release together; the stable core modules follow from it).
+OTELCOL_VERSION=v0.161.0
 # Kubernetes versions the rendered manifests are validated against: the
 # chart's kubeVersion floor and the newest kubernetes-validate knows.
 KUBE_VERSIONS=(1.25.0 1.37.0)
@@ -58,6 +65,51 @@ done
 helm=$(go_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "k8s1.$helm_k8s_minor" -trimpath -ldflags "$helm_ldflags")
 kubeconform=$(go_tool kubeconform github.com/yannh/kubeconform/cmd/kubeconform "$KUBECONFORM_VERSION")
 actionlint=$(go_tool actionlint github.com/rhysd/actionlint/cmd/actionlint "$ACTIONLINT_VERSION")
+
+# A minimal OpenTelemetry Collector: the OTLP receiver, the OTLP exporter and
+# the contrib loadbalancing exporter (trace-ID routing in front of several
+# daemons, tests/tests/sharded_collector.rs), plus the batch and memory
+# limiter processors the example configurations use (validated with it). The builder writes a Go module
+# from the manifest and compiles it; the folder name carries the version and
+# a hash of the manifest, so a changed manifest builds again.
+#
+# The loadbalancing exporter imports the AWS Cloud Map SDK for a resolver
+# the tests do not use; the Go module proxy these machines reach does not
+# serve the SDK version it asks for, so the manifest pins one it serves
+# (same API for the calls the resolver makes).
+otelcol_manifest() {
+  cat <<EOF
+dist:
+  name: otelcol-perf-sentinel
+  description: Minimal OpenTelemetry Collector for the perf-sentinel sharding test
+  output_path: $1
+receivers:
+  - gomod: go.opentelemetry.io/collector/receiver/otlpreceiver $OTELCOL_VERSION
+processors:
+  - gomod: go.opentelemetry.io/collector/processor/batchprocessor $OTELCOL_VERSION
+  - gomod: go.opentelemetry.io/collector/processor/memorylimiterprocessor $OTELCOL_VERSION
+exporters:
+  - gomod: go.opentelemetry.io/collector/exporter/otlpexporter $OTELCOL_VERSION
+  - gomod: github.com/open-telemetry/opentelemetry-collector-contrib/exporter/loadbalancingexporter $OTELCOL_VERSION
+replaces:
+  - github.com/aws/aws-sdk-go-v2/service/servicediscovery => github.com/aws/aws-sdk-go-v2/service/servicediscovery v1.40.2
+EOF
+}
+ocb=$(go_tool builder go.opentelemetry.io/collector/cmd/builder "$OTELCOL_VERSION")
+otelcol_key=$(otelcol_manifest OUT | sha256sum | cut -c1-12)
+otelcol_dir="$PWD/.tools/bin/otelcol-$OTELCOL_VERSION-$otelcol_key"
+otelcol="$otelcol_dir/otelcol-perf-sentinel"
+if [ ! -x "$otelcol" ]; then
+  say "building the OpenTelemetry Collector $OTELCOL_VERSION with ocb (first run only, a few minutes)"
+  # Generated and compiled in a scratch folder, then moved: an interrupted
+  # build never leaves a binary that a later run would take as done.
+  otelcol_tmp=$(mktemp -d "$PWD/.tools/build.XXXXXX")
+  otelcol_manifest "$otelcol_tmp/dist" >"$otelcol_tmp/manifest.yaml"
+  GOFLAGS=-buildvcs=false nice -n 10 "$ocb" --config "$otelcol_tmp/manifest.yaml" >&2
+  mkdir -p "$otelcol_dir"
+  mv "$otelcol_tmp/dist/otelcol-perf-sentinel" "$otelcol"
+  rm -rf "$otelcol_tmp"
+fi
 
 # promtool (Debian's prometheus package) and shellcheck (actionlint runs it
 # on the workflows' scripts; the tests run it on scripts/).
@@ -125,6 +177,7 @@ cat <<EOF
 export PERF_SENTINEL_HELM='$helm'
 export PERF_SENTINEL_KUBECONFORM='$kubeconform'
 export PERF_SENTINEL_ACTIONLINT='$actionlint'
+export PERF_SENTINEL_OTELCOL='$otelcol'
 export PERF_SENTINEL_PROMTOOL='$promtool'
 export PERF_SENTINEL_SHELLCHECK='$shellcheck'
 export PERF_SENTINEL_CHECK_JSONSCHEMA='$venv_bin/check-jsonschema'

@@ -106,6 +106,9 @@ impl AckError {
             Self::Conflict { .. } => 409,
             // "Insufficient Storage": the request was fine, the store is full.
             Self::LimitReached { .. } | Self::EntryTooLarge { .. } | Self::StoreFull { .. } => 507,
+            // The disk (or quota, or file-size limit) is full: the same
+            // answer, the client may retry once space is freed.
+            Self::Io { source, .. } if is_out_of_space(source) => 507,
             // The store cannot be used until an operator fixes it.
             Self::Unavailable(_)
             | Self::Symlink { .. }
@@ -116,6 +119,12 @@ impl AckError {
             | Self::BaselineParse { .. }
             | Self::BaselineInvalid { .. } => 500,
         }
+    }
+
+    /// Whether this is a write that failed for want of disk space, so
+    /// metrics can tell it from the store's own limits.
+    pub fn is_out_of_space(&self) -> bool {
+        matches!(self, Self::Io { source, .. } if is_out_of_space(source))
     }
 
     pub(crate) fn io(
@@ -129,6 +138,15 @@ impl AckError {
             source,
         }
     }
+}
+
+/// ENOSPC, EDQUOT, EFBIG (a file-size limit such as RLIMIT_FSIZE).
+fn is_out_of_space(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        e.kind(),
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded | ErrorKind::FileTooLarge
+    )
 }
 
 #[cfg(test)]
@@ -158,6 +176,30 @@ mod tests {
             (AckError::Unavailable("x".into()), 503),
             (
                 AckError::io("read", "/x", std::io::Error::other("boom")),
+                500,
+            ),
+            (
+                AckError::io(
+                    "append to",
+                    "/x",
+                    std::io::Error::from_raw_os_error(libc::ENOSPC),
+                ),
+                507,
+            ),
+            (
+                AckError::io(
+                    "append to",
+                    "/x",
+                    std::io::Error::from_raw_os_error(libc::EDQUOT),
+                ),
+                507,
+            ),
+            (
+                AckError::io(
+                    "append to",
+                    "/x",
+                    std::io::Error::from_raw_os_error(libc::EROFS),
+                ),
                 500,
             ),
         ];

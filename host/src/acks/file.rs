@@ -91,10 +91,15 @@ pub(crate) fn replace(path: &Path, contents: &[u8]) -> Result<(File, u64), AckEr
     name.push(".tmp");
     let tmp = dir.join(name);
     // A temp file left by a crash; removing a symlink removes the link only.
-    match std::fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(AckError::io("remove stale temp file", &tmp, e)),
+    // Looked up first: on a read-only filesystem unlinking even a missing
+    // file fails with EROFS, which would blame a stale file that is not
+    // there instead of the write that cannot happen.
+    if std::fs::symlink_metadata(&tmp).is_ok() {
+        match std::fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(AckError::io("remove stale temp file", &tmp, e)),
+        }
     }
     let result = write_new(&tmp, contents).and_then(|file| {
         std::fs::rename(&tmp, path).map_err(|e| AckError::io("rename temp file over", path, e))?;

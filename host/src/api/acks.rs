@@ -106,6 +106,7 @@ fn failed(state: &ApiState, action: &'static str, e: &AckError) -> Response {
         404 => "not_found",
         409 => "conflict",
         503 => "unavailable",
+        507 if e.is_out_of_space() => "disk_full",
         507 => "limit",
         _ => "io",
     };

@@ -4,6 +4,8 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -23,6 +25,9 @@ pub struct Conn {
     io: Io,
     peer: SocketAddr,
     _open: OwnedSemaphorePermit,
+    // Set by the first read that returns bytes: a connection that never
+    // sends any is closed at the header deadline (see `serve_http`).
+    spoke: Arc<AtomicBool>,
 }
 
 impl Conn {
@@ -32,7 +37,14 @@ impl Conn {
             io,
             peer,
             _open: open,
+            spoke: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Becomes true once the peer has sent a byte (after TLS, a byte of
+    /// the request).
+    pub fn spoke(&self) -> Arc<AtomicBool> {
+        self.spoke.clone()
     }
 
     /// The peer's address.
@@ -47,10 +59,16 @@ impl AsyncRead for Conn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().io {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = match &mut this.io {
             Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        };
+        if buf.filled().len() > before {
+            this.spoke.store(true, Ordering::Relaxed);
         }
+        polled
     }
 }
 

@@ -2,6 +2,7 @@
 //! header-read timeout (a client that sends half its headers and stalls is
 //! cut) and graceful shutdown that waits for in-flight requests.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
@@ -50,10 +51,29 @@ pub async fn serve_http(
             },
         };
         let service = TowerToHyperService::new(router.clone());
+        let spoke = conn.spoke();
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(conn), service);
         let watched = graceful.watch(connection.into_owned());
+        let silent_for = timeouts.header_read;
         tokio::spawn(async move {
-            if let Err(e) = watched.await {
+            tokio::pin!(watched);
+            // hyper's header deadline starts with the first bytes (it reads
+            // them to choose HTTP/1 or 2): a client that connects and says
+            // nothing would hold a `max_connections` slot for ever. Dropping
+            // the connection closes it.
+            let ended = tokio::select! {
+                ended = &mut watched => Some(ended),
+                () = tokio::time::sleep(silent_for) => None,
+            };
+            let ended = match ended {
+                Some(ended) => ended,
+                None if !spoke.load(Ordering::Relaxed) => {
+                    tracing::debug!("closed a connection that sent nothing in {silent_for:?}");
+                    return;
+                }
+                None => watched.await,
+            };
+            if let Err(e) = ended {
                 tracing::debug!("HTTP connection ended: {e}");
             }
         });

@@ -123,6 +123,22 @@ impl Drop for TempDir {
     }
 }
 
+/// How [`Daemon::launch`] starts the daemon; the default is what
+/// [`Daemon::start`] does.
+#[derive(Default)]
+pub struct Launch<'a> {
+    /// Extra command-line arguments after `watch --config FILE`.
+    pub args: &'a [&'a str],
+    /// Extra environment variables.
+    pub env: &'a [(&'a str, &'a str)],
+    /// `(grpc, http)` ports; fresh free ones when `None`.
+    pub ports: Option<(u16, u16)>,
+    /// A program (and its arguments) that runs the daemon's command line,
+    /// e.g. `unshare -m sh -c '...; exec "$0" "$@"'`; it must `exec` the
+    /// daemon so that the child's pid is the daemon's.
+    pub wrapper: Vec<String>,
+}
+
 /// A running daemon.
 pub struct Daemon {
     child: Child,
@@ -157,35 +173,71 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with extra command-line arguments.
     pub fn start_with_args(daemon_keys: &str, extra: &str, args: &[&str]) -> Daemon {
-        Self::launch(daemon_keys, extra, args, &[])
+        Self::launch(
+            daemon_keys,
+            extra,
+            &Launch {
+                args,
+                ..Launch::default()
+            },
+        )
     }
 
     /// Like [`Daemon::start`], with extra environment variables.
     pub fn start_with_env(daemon_keys: &str, extra: &str, env: &[(&str, &str)]) -> Daemon {
-        Self::launch(daemon_keys, extra, &[], env)
+        Self::launch(
+            daemon_keys,
+            extra,
+            &Launch {
+                env,
+                ..Launch::default()
+            },
+        )
     }
 
-    fn launch(daemon_keys: &str, extra: &str, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+    /// Like [`Daemon::start`], on the given `(grpc, http)` ports: a restart
+    /// where clients (and their retries) already point.
+    pub fn start_on(ports: (u16, u16), daemon_keys: &str, extra: &str) -> Daemon {
+        Self::launch(
+            daemon_keys,
+            extra,
+            &Launch {
+                ports: Some(ports),
+                ..Launch::default()
+            },
+        )
+    }
+
+    /// Starts the daemon as described by `launch`.
+    pub fn launch(daemon_keys: &str, extra: &str, launch: &Launch<'_>) -> Daemon {
         // reqwest is built without a bundled TLS provider (the host's CLI
         // client installs ring); the tests' clients need one too.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = TempDir::new("daemon");
-        let (grpc_port, http_port) = (free_port(), free_port());
+        let (grpc_port, http_port) = launch.ports.unwrap_or_else(|| (free_port(), free_port()));
         let config = format!(
             "[daemon]\nlisten_port_grpc = {grpc_port}\nlisten_port_http = {http_port}\n{daemon_keys}\n{extra}\n"
         );
         let path = dir.0.join("perf-sentinel.toml");
         std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(binary())
+        let mut command = match launch.wrapper.split_first() {
+            Some((program, wrapper_args)) => {
+                let mut c = Command::new(program);
+                c.args(wrapper_args).arg(binary());
+                c
+            }
+            None => Command::new(binary()),
+        };
+        let mut child = command
             .arg("watch")
             .arg("--config")
             .arg(&path)
-            .args(args)
+            .args(launch.args)
             .current_dir(&dir.0)
             .env("RUST_LOG", "info")
             // The default ack store lives under the data dir: one per daemon.
             .env("XDG_DATA_HOME", &dir.0)
-            .envs(env.iter().copied())
+            .envs(launch.env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -314,6 +366,43 @@ impl Daemon {
                     .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
             })
             .collect()
+    }
+
+    /// SIGKILL, then waits for the exit (no chance to flush or clean up).
+    pub fn kill(&mut self) -> ExitStatus {
+        self.child.kill().expect("SIGKILL the daemon");
+        let status = self.child.wait().unwrap();
+        // Let the reader threads take the last lines.
+        std::thread::sleep(Duration::from_millis(200));
+        status
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Sends SIGTERM without waiting for the exit; see [`Daemon::wait_exit`].
+    pub fn signal_term(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits (at most 30 s) for the exit status after a signal.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                // Let the reader threads take the last lines.
+                std::thread::sleep(Duration::from_millis(200));
+                return s;
+            }
+            assert!(Instant::now() < deadline, "no exit 30 s after the signal");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Sends SIGTERM and waits (at most 30 s) for the exit status.
