@@ -3,8 +3,9 @@
 # end-to-end tests (the e2e tests build the daemon and plugin libraries
 # themselves). First prepares the Python tools some e2e tests use as real
 # third-party clients and parsers (a venv from PyPI, made once), then the
-# tools of the Helm chart tests (scripts/install-test-tools.sh: helm,
-# kubeconform, actionlint, promtool; built or installed once, cached).
+# tools of the Helm chart and dashboard tests (scripts/install-test-tools.sh: helm,
+# kubeconform, actionlint, promtool, Chromium, playwright-core; built or
+# installed once, cached).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
