@@ -10,8 +10,11 @@
 # - A minimal OpenTelemetry Collector (for the sharding test) is built the
 #   same way, by the Collector's builder (ocb), into
 #   .tools/bin/otelcol-<version>-<manifest hash>/.
-# - promtool (Debian's `prometheus` package) and shellcheck come from apt-get
-#   (as root; elsewhere install them first).
+# - promtool (Debian's `prometheus` package), shellcheck and Chromium (the
+#   dashboard's browser test) come from apt-get (as root; elsewhere install
+#   them first); Node.js (>= 20) too when it is missing.
+# - playwright-core, which drives Chromium, is installed with `npm ci` from
+#   tests/browser/package-lock.json into tests/browser/node_modules (ignored).
 # - The JSON Schema checker and the bundled Kubernetes schemas come from the
 #   Python venv that scripts/test.sh prepares ($PERF_SENTINEL_PYTHON).
 set -euo pipefail
@@ -111,11 +114,15 @@ if [ ! -x "$otelcol" ]; then
   rm -rf "$otelcol_tmp"
 fi
 
-# promtool (Debian's prometheus package) and shellcheck (actionlint runs it
-# on the workflows' scripts; the tests run it on scripts/).
+# promtool (Debian's prometheus package), shellcheck (actionlint runs it
+# on the workflows' scripts; the tests run it on scripts/), Chromium and
+# Node.js (the dashboard's browser test).
 missing=()
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing ${missing[*]} (Debian packages)"
@@ -128,6 +135,22 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 promtool=$(command -v promtool)
 shellcheck=$(command -v shellcheck)
+chromium=$(command -v chromium)
+node=$(command -v node)
+
+# playwright-core at the version the lock file pins, installed once.
+node_major=$("$node" -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  say "playwright-core needs Node.js 20 or later; $node is $("$node" --version)"
+  exit 1
+fi
+browser_dir="$PWD/tests/browser"
+want_pw=$("$node" -p 'require(process.argv[1]).packages["node_modules/playwright-core"].version' "$browser_dir/package-lock.json")
+have_pw=$("$node" -p 'try { require(process.argv[1]).version } catch { "" }' "$browser_dir/node_modules/playwright-core/package.json")
+if [ "$want_pw" != "$have_pw" ]; then
+  say "installing playwright-core $want_pw (npm ci in tests/browser)"
+  (cd "$browser_dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
+fi
 
 python=${PERF_SENTINEL_PYTHON:-$PWD/.venv-tools/bin/python}
 [ -x "$python" ] || { say "no Python venv at $python: run ./scripts/test.sh"; exit 1; }
@@ -183,4 +206,7 @@ export PERF_SENTINEL_SHELLCHECK='$shellcheck'
 export PERF_SENTINEL_CHECK_JSONSCHEMA='$venv_bin/check-jsonschema'
 export PERF_SENTINEL_KUBE_SCHEMAS='$kube_schemas'
 export PERF_SENTINEL_KUBE_VERSIONS='${KUBE_VERSIONS[*]}'
+export PERF_SENTINEL_CHROMIUM='$chromium'
+export PERF_SENTINEL_NODE='$node'
+export PERF_SENTINEL_BROWSER_TESTS='$browser_dir'
 EOF

@@ -3,9 +3,10 @@
 # end-to-end tests (the e2e tests build the daemon and plugin libraries
 # themselves). First prepares the Python tools some e2e tests use as real
 # third-party clients and parsers (a venv from PyPI, made once), then the
-# tools of the Helm chart and sharding tests (scripts/install-test-tools.sh:
-# helm, kubeconform, actionlint, an OpenTelemetry Collector, promtool;
-# built or installed once, cached).
+# tools of the Helm chart, sharding and dashboard tests
+# (scripts/install-test-tools.sh: helm, kubeconform, actionlint, an
+# OpenTelemetry Collector, promtool, Chromium, playwright-core; built or
+# installed once, cached).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

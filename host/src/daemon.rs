@@ -496,6 +496,9 @@ pub async fn run(
         detectors = ?specs.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
         "perf-sentinel listening"
     );
+    if d.api_enabled && d.ui_enabled {
+        tracing::info!("dashboard at {scheme}://{http_addr}/ui/");
+    }
 
     let scrapers = {
         let m = metrics.clone();

@@ -21,6 +21,7 @@ mod acks;
 mod effective_config;
 mod energy;
 mod findings;
+mod ui;
 
 /// What the HTTP handlers share.
 pub struct ApiState {
@@ -70,8 +71,11 @@ pub struct DetectorListing {
 }
 
 /// The router of the HTTP port. The JSON API is left out when
-/// `api_enabled = false`; ingest, health and metrics always stay.
+/// `api_enabled = false`, and the dashboard (which only reads and writes
+/// through that API) with it or with `ui_enabled = false`; ingest, health
+/// and metrics always stay.
 pub fn router(state: Arc<ApiState>, api_enabled: bool) -> Router {
+    let ui_enabled = api_enabled && state.config.daemon.ui_enabled;
     let ingest = Router::new()
         .route("/v1/traces", post(crate::ingest::http::export_traces))
         .route("/api/v2/spans", post(crate::ingest::http::zipkin_spans))
@@ -101,6 +105,9 @@ pub fn router(state: Arc<ApiState>, api_enabled: bool) -> Router {
             api = api.layer(cors);
         }
         app = app.merge(api);
+    }
+    if ui_enabled {
+        app = app.merge(ui::router());
     }
     app.with_state(state).merge(ingest)
 }
@@ -190,9 +197,32 @@ async fn status(State(state): State<Arc<ApiState>>) -> Response {
         "analysis_queue_depth": m.queue_depth.get(),
         "analysis_queue_capacity": m.queue_capacity.get(),
         "findings_retained": state.store.len(),
+        "io": io_totals(m),
         "detectors": detectors,
     });
     json_response(StatusCode::OK, body.to_string())
+}
+
+/// The I/O and green totals since start that `/metrics` also exposes
+/// (`io_ops`, `avoidable_io_ops`, `io_waste_ratio`, `energy_kwh`,
+/// `carbon_gco2`), for clients that read JSON rather than Prometheus text.
+fn io_totals(m: &Metrics) -> serde_json::Value {
+    use crate::metrics::ScopeLabel;
+    let scoped = |family: &prometheus_client::metrics::family::Family<
+        ScopeLabel,
+        prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
+    >| {
+        // `get`, not `get_or_create`: reading must not add a zero series.
+        let read = |scope| family.get(&ScopeLabel { scope }).map_or(0.0, |g| g.get());
+        serde_json::json!({ "io": read("io"), "avoidable": read("avoidable") })
+    };
+    serde_json::json!({
+        "io_ops": m.io_ops.get(),
+        "avoidable_io_ops": m.avoidable_io_ops.get(),
+        "io_waste_ratio": m.io_waste_ratio.get(),
+        "energy_kwh": scoped(&m.energy_kwh),
+        "carbon_gco2": scoped(&m.carbon_gco2),
+    })
 }
 
 /// Cross-service correlations over the rolling window, strongest first.

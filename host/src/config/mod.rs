@@ -112,6 +112,8 @@ pub struct DaemonConfig {
     /// 0 means one shard per CPU core.
     pub analysis_shards: usize,
     pub api_enabled: bool,
+    /// The dashboard at `/ui/`; served only when `api_enabled` too.
+    pub ui_enabled: bool,
     pub shutdown_grace_ms: u64,
     /// Consecutive failures (errors or panics) after which a detector is
     /// quarantined.
@@ -159,6 +161,7 @@ impl Default for DaemonConfig {
             stdout_queue_capacity: 8_192,
             analysis_shards: 0,
             api_enabled: true,
+            ui_enabled: true,
             shutdown_grace_ms: 25_000,
             quarantine_after: 3,
             tls_cert_path: None,

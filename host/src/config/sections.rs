@@ -121,6 +121,7 @@ fn read_daemon(table: &Table, problems: &mut Problems<'_>) -> DaemonConfig {
         ),
         analysis_shards: s.usize("analysis_shards", d.analysis_shards, 0..=256),
         api_enabled: s.bool("api_enabled", d.api_enabled),
+        ui_enabled: s.bool("ui_enabled", d.ui_enabled),
         shutdown_grace_ms: s.u64("shutdown_grace_ms", d.shutdown_grace_ms, 0..=600_000),
         quarantine_after: s.u32("quarantine_after", d.quarantine_after, 1..=1_000_000),
         tls_cert_path: s.string_opt("tls_cert_path").map(PathBuf::from),

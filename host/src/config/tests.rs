@@ -67,6 +67,7 @@ fn empty_text_gives_every_default() {
     );
     assert_eq!(d.analysis_shards, 0);
     assert!(d.api_enabled);
+    assert!(d.ui_enabled);
     assert_eq!(d.shutdown_grace_ms, 25_000);
     assert_eq!(d.ack, AckConfig::default());
     assert_eq!(*d, DaemonConfig::default());
@@ -101,6 +102,7 @@ findings_queue_capacity = 1024
 stdout_queue_capacity = 2048
 analysis_shards = 4
 api_enabled = false
+ui_enabled = false
 shutdown_grace_ms = 10000
 
 [daemon.ack]
@@ -180,6 +182,7 @@ fn full_file_with_fragments_reads_every_value() {
     );
     assert_eq!(d.analysis_shards, 4);
     assert!(!d.api_enabled);
+    assert!(!d.ui_enabled);
     assert_eq!(d.shutdown_grace_ms, 10_000);
     assert_eq!(
         d.ack,
@@ -305,6 +308,8 @@ fn type_and_range_messages() {
         p.message,
         "expected a boolean (true or false), found an integer (1)"
     );
+    let p = one_problem("[daemon]\nui_enabled = \"yes\"");
+    assert_eq!(p.key, "daemon.ui_enabled");
     let p = one_problem("[detection]\nn_plus_one_min_occurrences = 1");
     assert_eq!(p.message, "must be at least 2, got 1");
     let p = one_problem("[detection]\nwindow_duration_ms = 0");
