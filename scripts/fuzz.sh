@@ -48,13 +48,19 @@ for t in "${targets[@]}"; do
   [ "$secs" -gt 0 ] && args+=("-max_total_time=$secs")
   [ "$runs" -gt 0 ] && args+=("-runs=$runs")
   start=$(date +%s%N)
-  if "$bin_dir/$t" "${args[@]}" "fuzz/corpus/$t" "$work/seeds/$t" >"$work/$t.log" 2>&1; then
-    result=ok
-  else
-    result="CRASH (see fuzz/artifacts/$t/ and the log below)"
-    failed+=("$t")
-    tail -n 40 "$work/$t.log" >&2
-  fi
+  rc=0
+  "$bin_dir/$t" "${args[@]}" "fuzz/corpus/$t" "$work/seeds/$t" >"$work/$t.log" 2>&1 || rc=$?
+  case $rc in
+    0) result=ok ;;
+    # SIGINT to the target (`kill -INT <its pid>` by hand) ends
+    # its run early, still counted.
+    72) result="stopped early" ;;
+    *)
+      result="CRASH (see fuzz/artifacts/$t/ and the log below)"
+      failed+=("$t")
+      tail -n 40 "$work/$t.log" >&2
+      ;;
+  esac
   elapsed_ms=$((($(date +%s%N) - start) / 1000000 + 1))
   execs=$(awk '/stat::number_of_executed_units:/ {print $2}' "$work/$t.log" | tail -n 1)
   execs=${execs:-0}
