@@ -88,11 +88,13 @@ findings_before=$(wc -l <"$out/findings.ndjson")
   >"$out/load.json" &
 load_pid=$!
 echo "second,vmrss_kb,active_traces,spans_received_total" >"$out/rss.csv"
-t=0
+start=$SECONDS
 while kill -0 "$load_pid" 2>/dev/null; do
-  echo "$t,$(daemon_rss_kb),$(daemon_metric perf_sentinel_active_traces),$(daemon_metric perf_sentinel_spans_received_total)" >>"$out/rss.csv"
-  sleep 1
-  t=$((t + 1))
+  # The tick runs while the sample is taken: one sample a second.
+  sleep 1 &
+  tick=$!
+  echo "$((SECONDS - start)),$(daemon_rss_kb),$(daemon_metric perf_sentinel_active_traces),$(daemon_metric perf_sentinel_spans_received_total)" >>"$out/rss.csv"
+  wait "$tick"
 done
 load_rc=0
 wait "$load_pid" || load_rc=$?
