@@ -4,6 +4,9 @@
 #
 #   tool_env=$(./scripts/install-test-tools.sh) && eval "$tool_env"
 #
+# `./scripts/install-test-tools.sh cargo-fuzz` installs and exports only
+# cargo-fuzz (for scripts/fuzz.sh), into .tools/cargo-fuzz-<version>/.
+#
 # - helm, kubeconform and actionlint are built from their Go modules into
 #   .tools/bin/<tool>-<version>/ (ignored by git). A folder that already
 #   holds the binary is reused, so only the first run pays for the build.
@@ -32,6 +35,24 @@ OTELCOL_VERSION=v0.161.0
 KUBE_VERSIONS=(1.25.0 1.37.0)
 
 say() { echo "install-test-tools: $*" >&2; }
+
+CARGO_FUZZ_VERSION=0.13.2
+if [ "${1:-}" = cargo-fuzz ]; then
+  root="$PWD/.tools/cargo-fuzz-$CARGO_FUZZ_VERSION"
+  if [ ! -x "$root/bin/cargo-fuzz" ]; then
+    say "building cargo-fuzz $CARGO_FUZZ_VERSION (first run only)"
+    # Into a scratch root then moved, like the Go tools below.
+    mkdir -p .tools
+    tmp=$(mktemp -d "$PWD/.tools/build.XXXXXX")
+    CARGO_TARGET_DIR="$tmp/target" nice -n 10 cargo install --quiet --locked \
+      cargo-fuzz --version "$CARGO_FUZZ_VERSION" --root "$tmp/root" >&2
+    rm -rf "$root"
+    mv "$tmp/root" "$root"
+    rm -rf "$tmp"
+  fi
+  echo "export PERF_SENTINEL_CARGO_FUZZ='$root/bin/cargo-fuzz'"
+  exit 0
+fi
 
 # go_tool NAME MODULE/PATH VERSION [KEY [GO INSTALL FLAGS...]] -> path of the
 # binary, built if missing. KEY names the build recipe in the folder name, so

@@ -17,27 +17,19 @@ daemon_bin=$target/perf-sentinel
 load_bin=$target/otlp-load
 secs=${SECONDS_PER_RUN:-15}
 work=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+# shellcheck source=scripts/lib/daemon.sh
+. scripts/lib/daemon.sh
+trap 'daemon_stop; rm -rf "$work"' EXIT
 
 for b in "$daemon_bin" "$load_bin"; do
   [ -x "$b" ] || { echo "missing $b: cargo build --release -p perf-sentinel -p otlp-load" >&2; exit 2; }
 done
 
 # Embedded defaults, except acks kept out of the user's data dir.
-XDG_DATA_HOME=$work "$daemon_bin" watch >"$work/findings.ndjson" 2>"$work/daemon.log" &
-pid=$!
-for _ in $(seq 100); do
-  curl -fsS http://127.0.0.1:4318/health >/dev/null 2>&1 && break
-  sleep 0.1
-done
-
-rss() { # VmRSS, RssAnon and RssFile in MB
-  awk '/^(VmRSS|RssAnon|RssFile):/ {printf "%s %.1f MB  ", $1, $2/1024}' "/proc/$pid/status"
-  echo
-}
-metric() {
-  curl -fsS http://127.0.0.1:4318/metrics | awk -v m="$1" '$1 == m {print $2}'
-}
+daemon_start "$daemon_bin" "$work"
+pid=$DAEMON_PID
+rss() { daemon_memory; }
+metric() { daemon_metric "$1"; }
 load() { # NAME otlp-load-args...: runs, keeps the JSON report, prints its figures
   local name=$1; shift
   "$load_bin" --json "$@" >"$work/$name.json"

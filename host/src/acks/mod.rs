@@ -26,7 +26,7 @@ pub use error::{AckError, BaselineProblem};
 pub use service::{AckInfo, AckService, AckSource};
 pub use setup::{DEFAULT_BASELINE, start_service};
 pub use signature::{MAX_SIGNATURE_BYTES, validate_signature};
-pub use store::{AckStore, Limits, ReplayReport, SkippedLine};
+pub use store::{AckStore, Limits, ReplayReport, Replayed, SkippedLine, replay_jsonl};
 pub(crate) use text::is_dropped;
 pub use text::{ANONYMOUS, MAX_BY_CHARS, MAX_REASON_CHARS, clean_by, clean_reason};
 

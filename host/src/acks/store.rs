@@ -256,8 +256,44 @@ fn render(acks: &BTreeMap<String, Ack>) -> Result<Vec<u8>, AckError> {
     Ok(out)
 }
 
+/// What [`replay_jsonl`] read: the acks open would keep, its report, and
+/// the compacted text open would write back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replayed {
+    /// Active acks, by signature.
+    pub acks: Vec<Ack>,
+    pub report: ReplayReport,
+    pub compacted: Vec<u8>,
+}
+
+/// Replays store text as [`AckStore::open_with_limits`] does, without a
+/// file: for tools and fuzzing, which must see exactly what a restart sees.
+pub fn replay_jsonl(
+    text: &[u8],
+    limits: &Limits,
+    now: OffsetDateTime,
+) -> Result<Replayed, AckError> {
+    let mut acks = BTreeMap::new();
+    let mut report = ReplayReport::default();
+    replay(
+        text,
+        Path::new("<memory>"),
+        limits,
+        now,
+        &mut acks,
+        &mut report,
+    )?;
+    report.active = acks.len();
+    let compacted = render(&acks)?;
+    Ok(Replayed {
+        acks: acks.into_values().collect(),
+        report,
+        compacted,
+    })
+}
+
 fn replay(
-    existing: File,
+    existing: impl std::io::Read,
     path: &Path,
     limits: &Limits,
     now: OffsetDateTime,

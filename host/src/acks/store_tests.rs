@@ -363,3 +363,31 @@ fn a_failed_write_changes_nothing_and_the_next_one_still_lands() {
     let active: Vec<String> = store.active(NOW).into_iter().map(|a| a.signature).collect();
     assert_eq!(active, [sig(1), sig(3)]);
 }
+
+#[test]
+fn replaying_text_reads_what_a_reopen_reads_and_its_compaction_is_stable() {
+    let dir = TempDir::new("replay-text");
+    let path = dir.join("acks.jsonl");
+    let text = format!(
+        "{}\nnot json\n{}\n{}",
+        ack_line(&entry(1, None)).unwrap(),
+        ack_line(&entry(2, Some(NOW - Duration::hours(1)))).unwrap(),
+        &ack_line(&entry(3, None)).unwrap()[..30],
+    );
+    write_file(&path, &text, 0o600);
+    let store = open(&path);
+
+    let replayed = replay_jsonl(text.as_bytes(), &Limits::default(), NOW).unwrap();
+    assert_eq!(replayed.acks, store.active(NOW));
+    assert_eq!(&replayed.report, store.replay_report());
+    assert_eq!(replayed.report.expired, 1);
+    assert_eq!(
+        String::from_utf8(replayed.compacted.clone()).unwrap(),
+        std::fs::read_to_string(&path).unwrap()
+    );
+    // Replaying the compacted text gives the same acks and skips nothing.
+    let again = replay_jsonl(&replayed.compacted, &Limits::default(), NOW).unwrap();
+    assert_eq!(again.acks, replayed.acks);
+    assert_eq!(again.report.skipped_total, 0);
+    assert_eq!(again.compacted, replayed.compacted);
+}

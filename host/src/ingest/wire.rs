@@ -20,7 +20,7 @@ pub enum WireError {
         wire_type: u8,
         context: &'static str,
     },
-    #[error("field number 0 or groups are not valid protobuf ({context})")]
+    #[error("field number 0, an unmatched group end or an unknown wire type ({context})")]
     BadTag { context: &'static str },
     #[error("invalid UTF-8 in {context}")]
     InvalidUtf8 { context: &'static str },
@@ -35,7 +35,14 @@ pub enum Payload<'a> {
     Fixed64(u64),
     Bytes(&'a [u8]),
     Fixed32(u32),
+    /// A (deprecated) group, already skipped: no OTLP field is one, but
+    /// prost skips them in unknown fields, so the walker does too.
+    Group,
 }
+
+/// Groups nested in groups that are skipped; deeper is refused as
+/// [`WireError::TooDeep`] (prost's limit is its recursion limit of 100).
+const MAX_GROUP_DEPTH: usize = 32;
 
 /// Iterates the fields of one message body.
 #[derive(Clone)]
@@ -105,12 +112,7 @@ impl<'a> Fields<'a> {
             return Ok(None);
         }
         let key = self.varint()?;
-        let field = u32::try_from(key >> 3).unwrap_or(0);
-        if field == 0 {
-            return Err(WireError::BadTag {
-                context: self.context,
-            });
-        }
+        let field = self.field_number(key)?;
         let payload = match key & 7 {
             0 => Payload::Varint(self.varint()?),
             1 => Payload::Fixed64(u64::from_le_bytes(
@@ -123,7 +125,11 @@ impl<'a> Fields<'a> {
             5 => Payload::Fixed32(u32::from_le_bytes(
                 self.take(4)?.try_into().unwrap_or([0; 4]),
             )),
-            // 3 and 4 are the deprecated groups, 6 and 7 do not exist.
+            3 => {
+                self.skip_group(field)?;
+                Payload::Group
+            }
+            // 4 ends a group none opened; 6 and 7 do not exist.
             _ => {
                 return Err(WireError::BadTag {
                     context: self.context,
@@ -131,6 +137,72 @@ impl<'a> Fields<'a> {
             }
         };
         Ok(Some((field, payload)))
+    }
+
+    /// The field number of `key`, refused as prost refuses it: 0, or a key
+    /// beyond 32 bits.
+    #[inline]
+    fn field_number(&self, key: u64) -> Result<u32, WireError> {
+        match u32::try_from(key).map(|k| k >> 3) {
+            Ok(field) if field != 0 => Ok(field),
+            _ => Err(WireError::BadTag {
+                context: self.context,
+            }),
+        }
+    }
+
+    /// Skips the fields of the group `field` just opened, through its end
+    /// tag. Groups inside it are tracked on a fixed stack: no allocation.
+    #[cold]
+    fn skip_group(&mut self, field: u32) -> Result<(), WireError> {
+        let mut open = [0u32; MAX_GROUP_DEPTH];
+        open[0] = field;
+        let mut depth = 1;
+        loop {
+            if self.rest.is_empty() {
+                return Err(WireError::Truncated {
+                    context: self.context,
+                });
+            }
+            let key = self.varint()?;
+            let inner = self.field_number(key)?;
+            match key & 7 {
+                0 => {
+                    self.varint()?;
+                }
+                1 => {
+                    self.take(8)?;
+                }
+                2 => {
+                    let len = usize::try_from(self.varint()?).unwrap_or(usize::MAX);
+                    self.take(len)?;
+                }
+                5 => {
+                    self.take(4)?;
+                }
+                3 if depth == MAX_GROUP_DEPTH => {
+                    return Err(WireError::TooDeep {
+                        max: MAX_GROUP_DEPTH,
+                        context: self.context,
+                    });
+                }
+                3 => {
+                    open[depth] = inner;
+                    depth += 1;
+                }
+                4 if open[depth - 1] == inner => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Ok(());
+                    }
+                }
+                _ => {
+                    return Err(WireError::BadTag {
+                        context: self.context,
+                    });
+                }
+            }
+        }
     }
 
     /// A wire-type error for `field` carrying `payload`.
@@ -142,6 +214,7 @@ impl<'a> Fields<'a> {
                 Payload::Varint(_) => 0,
                 Payload::Fixed64(_) => 1,
                 Payload::Bytes(_) => 2,
+                Payload::Group => 3,
                 Payload::Fixed32(_) => 5,
             },
             context: self.context,
@@ -235,12 +308,55 @@ mod tests {
         ));
         assert!(matches!(all(&[0x00, 0x01]), Err(WireError::BadTag { .. })));
         assert!(
-            matches!(all(&[0x0b]), Err(WireError::BadTag { .. })),
-            "group"
+            matches!(all(&[0x0b]), Err(WireError::Truncated { .. })),
+            "a group never closed"
         );
+        assert!(
+            matches!(all(&[0x0c]), Err(WireError::BadTag { .. })),
+            "a group end with no group"
+        );
+        assert!(
+            matches!(all(&[0x0b, 0x14]), Err(WireError::BadTag { .. })),
+            "a group closed by another field's end"
+        );
+        // A key over 32 bits: prost refuses it even though its field number
+        // fits a u32.
+        assert!(matches!(
+            all(&[0x80, 0x80, 0x80, 0x80, 0x10, 0x00]),
+            Err(WireError::BadTag { .. })
+        ));
+        let deep: Vec<u8> = std::iter::repeat_n(0x0b, MAX_GROUP_DEPTH + 1)
+            .chain(std::iter::repeat_n(0x0c, MAX_GROUP_DEPTH + 1))
+            .collect();
+        assert!(matches!(all(&deep), Err(WireError::TooDeep { .. })));
         assert!(matches!(
             all(&[0x19, 1, 2]),
             Err(WireError::Truncated { .. })
+        ));
+    }
+
+    /// Found by the `otlp_protobuf` fuzz target: a group in an unknown
+    /// field (deprecated, but valid protobuf that prost skips) made the
+    /// walker refuse the whole request.
+    #[test]
+    fn groups_are_skipped_like_prost_skips_them() {
+        // field 14 group holding field 12 fixed64 and a nested group 3
+        // {field 1 varint}, then field 2 bytes.
+        let body = [
+            0x73, 0x61, 1, 2, 3, 4, 5, 6, 7, 8, 0x1b, 0x08, 0x05, 0x1c, 0x74, 0x12, 0x01, 0xaa,
+        ];
+        assert_eq!(
+            all(&body).unwrap(),
+            [(14, Payload::Group), (2, Payload::Bytes(&[0xaa]))]
+        );
+        let f = Fields::new(&[], "span");
+        assert!(matches!(
+            f.bytes(1, Payload::Group),
+            Err(WireError::WireType {
+                field: 1,
+                wire_type: 3,
+                ..
+            })
         ));
     }
 

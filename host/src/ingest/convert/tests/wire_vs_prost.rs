@@ -347,3 +347,25 @@ fn nested_values_render_the_same_from_both_readers() {
     let f = &c.shards[0][0];
     assert_eq!(f.arena.get(f.attrs[0].value), "{a=1,b=[true,z]}");
 }
+
+/// Found by the `otlp_protobuf` fuzz target (its input cut to the part
+/// that mattered): unknown fields holding an empty group, which prost skips,
+/// made the walker refuse the request.
+#[test]
+fn unknown_groups_are_skipped_like_prost_skips_them() {
+    let mut body = req(
+        Some("billing"),
+        vec![span(1, 1, None, span::SpanKind::Server, vec![])],
+    )
+    .encode_to_vec();
+    body.extend([0x2a, 0x02, b'h', b'i']); // field 5, bytes
+    body.extend([0x73, 0x74]); // field 14, an empty group
+    body.extend([0x61]); // field 12, fixed64
+    body.extend(b"tus_code");
+    body.extend([0x12, 0x03, 0x18, 0xc8, 0x01]); // field 2, bytes
+    let limits = ConvertLimits::default();
+    let decoded = ExportTraceServiceRequest::decode(&body[..]).expect("prost skips them");
+    let walked = convert_wire(&body, 1, &limits).expect("the walker skips them too");
+    assert_eq!(walked.accepted, 1);
+    assert_eq!(walked, convert(&decoded, 1, &limits));
+}
