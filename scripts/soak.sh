@@ -26,6 +26,9 @@
 #                   queue and trace window to empty (default 10)
 #   SOAK_OUT        folder for rss.csv, the reports and logs (default: a
 #                   new temporary folder, printed and kept)
+#   FINDINGS_OUT    where the daemon's stdout goes: default the folder's
+#                   findings.ndjson for runs up to 120 s, /dev/null beyond
+#                   (a 10-minute run at 300k spans/s prints over 20 GB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/daemon.sh
@@ -60,6 +63,9 @@ DAEMON_HTTP=http://127.0.0.1:$http_port
 grpc=http://127.0.0.1:$grpc_port
 load_pid=
 trap '[ -z "$load_pid" ] || kill "$load_pid" 2>/dev/null || true; daemon_stop' EXIT
+if [ -z "${FINDINGS_OUT:-}" ] && [ "$duration" -gt 120 ]; then
+  export FINDINGS_OUT=/dev/null
+fi
 daemon_start "$DAEMON_BIN" "$out" --listen-port-grpc "$grpc_port" --listen-port-http "$http_port"
 
 json_field() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
@@ -82,7 +88,10 @@ snapshot() { # FILE: one `name value` line per counter
   for c in "${counters[@]}"; do echo "$c $(daemon_metric "perf_sentinel_$c")"; done >"$1"
 }
 snapshot "$out/before.txt"
-findings_before=$(wc -l <"$out/findings.ndjson")
+findings_lines() { # stdout lines so far; -1 when they go to /dev/null
+  if [ -f "$out/findings.ndjson" ]; then wc -l <"$out/findings.ndjson"; else echo -1; fi
+}
+findings_before=$(findings_lines)
 
 "$LOAD_BIN" --endpoint "$grpc" --duration "$duration" --concurrency 8 --rate "$rate" --json \
   >"$out/load.json" &
@@ -102,7 +111,8 @@ load_pid=
 # Traces still in the window are analyzed after their settle delay.
 sleep "$drain"
 snapshot "$out/after.txt"
-findings_lines=$(($(wc -l <"$out/findings.ndjson") - findings_before))
+findings_lines=$(($(findings_lines) - findings_before))
+[ "$findings_before" -ge 0 ] || findings_lines=-1
 
 python3 - "$out" "$warmup" "$band_pct" "$load_rc" "$findings_lines" <<'PY'
 import csv, json, sys
@@ -143,7 +153,8 @@ print(f"soak: {load['seconds']:.0f} s at {load['target_spans_per_second']} spans
       f"p99 {load['latency_ms']['p99']:.2f} ms max {load['latency_ms']['max']:.2f} ms")
 print(f"  generator: {load['accepted_spans']} spans accepted, {load['rejected_spans']} refused, errors {load['errors'] or 'none'}")
 print(f"  daemon: received {d['spans_received_total']}, analyzed {d['spans_analyzed_total']} spans in "
-      f"{d['traces_analyzed_total']} traces, findings {d['findings_total']} ({findings_lines} stdout lines)")
+      f"{d['traces_analyzed_total']} traces, findings {d['findings_total']} "
+      + (f"({findings_lines} stdout lines)" if findings_lines >= 0 else "(stdout to /dev/null)"))
 print(f"  shed spans {d['analysis_shed_spans_total']} batches {d['analysis_shed_batches_total']} "
       f"traces {d['analysis_shed_traces_total']}; rejected requests {d['otlp_rejected_total']} "
       f"spans {d['spans_rejected_total']}; dropped spans {d['spans_dropped_total']}, "

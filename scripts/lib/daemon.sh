@@ -4,7 +4,8 @@
 #
 #   daemon_start BIN WORKDIR [watch flags...]
 #     starts `BIN watch` with the embedded defaults (acks kept in WORKDIR,
-#     findings to WORKDIR/findings.ndjson, log to WORKDIR/daemon.log), waits
+#     findings to $FINDINGS_OUT, default WORKDIR/findings.ndjson, log to
+#     WORKDIR/daemon.log), waits
 #     for /health on $DAEMON_HTTP (default http://127.0.0.1:4318); sets
 #     DAEMON_PID.
 #   daemon_stop              SIGTERM, then wait
@@ -19,7 +20,7 @@ DAEMON_PID=
 daemon_start() {
   local bin=$1 dir=$2
   shift 2
-  XDG_DATA_HOME=$dir "$bin" watch "$@" >"$dir/findings.ndjson" 2>"$dir/daemon.log" &
+  XDG_DATA_HOME=$dir "$bin" watch "$@" >"${FINDINGS_OUT:-$dir/findings.ndjson}" 2>"$dir/daemon.log" &
   DAEMON_PID=$!
   for _ in $(seq 100); do
     curl -fsS "$DAEMON_HTTP/health" >/dev/null 2>&1 && return 0
