@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Daemon, FAST, hex, metric_value, n1_request};
+use common::{Daemon, FAST, hex, metric_value, n1_request, parse_metrics_with_python};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -69,40 +69,6 @@ async fn exporter(body: &'static str, need: Option<String>) -> (String, Arc<Atom
         }
     });
     (format!("http://{addr}"), hits)
-}
-
-/// `/metrics` read by the official Python parser (strict OpenMetrics or
-/// Prometheus text): the scrapers' collector must produce what Prometheus
-/// accepts.
-fn python_parse(format: &str, body: &str) -> Value {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let python = std::env::var("PERF_SENTINEL_PYTHON")
-        .expect("PERF_SENTINEL_PYTHON is not set: run the suite with ./scripts/test.sh");
-    let mut child = Command::new(python)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tools/parse_metrics.py"
-        ))
-        .arg(format)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the {format} parser refused /metrics: {}\n{body}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 async fn energy(daemon: &Daemon) -> Value {
@@ -215,7 +181,7 @@ async fn proxy_scores_then_measured_energy_replaces_it() {
     assert!(metric_value(&metrics, "perf_sentinel_energy_kwh{scope=\"io\"}") > 0.0);
     assert!(metric_value(&metrics, "perf_sentinel_carbon_gco2{scope=\"avoidable\"}") > 0.0);
 
-    let plain = python_parse("prometheus", &metrics);
+    let plain = parse_metrics_with_python("prometheus", &metrics);
     assert!(
         plain["samples"]["perf_sentinel_scaphandre_scrape_total{status=\"ok\"}"]
             .as_f64()
@@ -232,7 +198,7 @@ async fn proxy_scores_then_measured_energy_replaces_it() {
         .text()
         .await
         .unwrap();
-    let om = python_parse("openmetrics", &om);
+    let om = parse_metrics_with_python("openmetrics", &om);
     let samples = &om["samples"];
     assert_eq!(
         samples["perf_sentinel_energy_backend_configured{backend=\"electricity_maps\"}"], 1.0,

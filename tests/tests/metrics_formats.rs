@@ -5,40 +5,10 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Daemon, FAST, n1_request};
+use common::{Daemon, FAST, n1_request, parse_metrics_with_python};
 use prost::Message;
-
-fn parse(format: &str, body: &str) -> serde_json::Value {
-    let python = std::env::var("PERF_SENTINEL_PYTHON").expect(
-        "PERF_SENTINEL_PYTHON is not set: run the suite with ./scripts/test.sh, which prepares the Python tools",
-    );
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/parse_metrics.py");
-    let mut child = Command::new(python)
-        .arg(script)
-        .arg(format)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot run the Python parser");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the {format} parser refused /metrics: {}\n{body}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_formats_parse_and_exemplars_name_real_traces() {
@@ -67,7 +37,7 @@ async fn both_formats_parse_and_exemplars_name_real_traces() {
             .unwrap()
             .starts_with("text/plain; version=0.0.4")
     );
-    let plain = parse("prometheus", &plain.text().await.unwrap());
+    let plain = parse_metrics_with_python("prometheus", &plain.text().await.unwrap());
     let samples = &plain["samples"];
     assert_eq!(
         samples["perf_sentinel_findings_total{severity=\"warning\",type=\"n_plus_one_sql\"}"], 2.0,
@@ -92,7 +62,7 @@ async fn both_formats_parse_and_exemplars_name_real_traces() {
         om.headers()["content-type"],
         "application/openmetrics-text; version=1.0.0; charset=utf-8"
     );
-    let om = parse("openmetrics", &om.text().await.unwrap());
+    let om = parse_metrics_with_python("openmetrics", &om.text().await.unwrap());
     let exemplars: Vec<String> = om["exemplars"]
         .as_array()
         .unwrap()

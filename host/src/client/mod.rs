@@ -125,12 +125,12 @@ impl DaemonClient {
         }
         let resp = req.send().await.map_err(|e| ClientError::Unreachable {
             url: url.to_string(),
-            detail: error_chain(&e),
+            detail: crate::net::error_chain(&e),
         })?;
         let status = resp.status();
         let text = resp.text().await.map_err(|e| ClientError::BadResponse {
             url: url.to_string(),
-            detail: error_chain(&e),
+            detail: crate::net::error_chain(&e),
         })?;
         if !status.is_success() {
             let message = serde_json::from_str::<Value>(&text)
@@ -169,17 +169,6 @@ fn read_key_file(path: &Path) -> Result<String, ClientError> {
         )));
     }
     Ok(key.to_owned())
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -591,3 +591,35 @@ pub fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// `/metrics` text read by the official Python parser (prometheus_client,
+/// installed by scripts/test.sh): `format` is `prometheus` or `openmetrics`
+/// (strict). Panics with the parser's message when it refuses the text.
+pub fn parse_metrics_with_python(format: &str, body: &str) -> serde_json::Value {
+    use std::io::Write;
+    let python = std::env::var("PERF_SENTINEL_PYTHON").expect(
+        "PERF_SENTINEL_PYTHON is not set: run the suite with ./scripts/test.sh, which prepares the Python tools",
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/parse_metrics.py");
+    let mut child = Command::new(python)
+        .arg(script)
+        .arg(format)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run the Python parser");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the {format} parser refused /metrics: {}\n{body}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}

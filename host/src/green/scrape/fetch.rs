@@ -97,9 +97,9 @@ impl Fetcher {
         if e.is_timeout() {
             FetchError::Timeout(self.timeout)
         } else if e.is_connect() {
-            FetchError::Connect(error_chain(&e.without_url()))
+            FetchError::Connect(crate::net::error_chain(&e.without_url()))
         } else {
-            FetchError::Other(error_chain(&e.without_url()))
+            FetchError::Other(crate::net::error_chain(&e.without_url()))
         }
     }
 
@@ -134,18 +134,6 @@ impl Fetcher {
         }
         Ok(body.freeze())
     }
-}
-
-/// An error and its sources on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]
