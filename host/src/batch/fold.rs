@@ -105,21 +105,12 @@ impl Folder {
 
 #[cfg(test)]
 mod tests {
-    use detector_api::{Finding, Severity, TraceId};
+    use detector_api::{Severity, TraceId};
 
     use super::*;
-    use crate::findings::Stamp;
 
     fn record(severity: Severity, trace: u8, at: u64) -> FindingRecord {
-        let f = Finding::new("n_plus_one_sql", severity, TraceId([trace; 16]))
-            .service("api")
-            .template("SELECT ?")
-            .timing(at, at + 5, 0);
-        let stamp = Stamp {
-            environment: "ci".into(),
-            confidence: "ci_batch",
-        };
-        FindingRecord::without_trace(f, &"builtin".into(), &stamp)
+        crate::batch::report::tests::record("n_plus_one_sql", "api", severity, trace, at)
     }
 
     fn fold(records: Vec<FindingRecord>, split: usize) -> (TraceId, usize, u64, u64) {

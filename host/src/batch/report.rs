@@ -149,14 +149,21 @@ impl Report {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use detector_api::{Finding, TraceId};
 
     use super::*;
     use crate::acks::AckSource;
     use crate::findings::Stamp;
 
-    fn record(kind: &str, service: &str, severity: Severity, trace: u8, at: u64) -> FindingRecord {
+    /// A batch finding of `kind` for `service`, endpoint `GET /a`, seen at `at` ns.
+    pub(crate) fn record(
+        kind: &str,
+        service: &str,
+        severity: Severity,
+        trace: u8,
+        at: u64,
+    ) -> FindingRecord {
         let f = Finding::new(kind, severity, TraceId([trace; 16]))
             .service(service)
             .endpoint("GET /a")
