@@ -155,7 +155,7 @@ impl Interner {
 }
 
 /// The strings of a [`SpanRecord`], in a fixed order.
-const STRINGS: usize = 13;
+const STRINGS: usize = SpanRecord::TEXT_FIELDS;
 
 /// One held span: a [`SpanRecord`] with symbols for strings.
 #[derive(Debug, Clone, Copy)]
@@ -257,22 +257,10 @@ impl Traces {
     /// Stores one span; its index.
     fn hold(&mut self, fragment: &TraceFragment, s: &SpanRecord) -> Option<u32> {
         let arena = &fragment.arena;
-        let mut intern = |r: StrRef| self.strings.intern(arena.get(r));
-        let strings = [
-            intern(s.service)?,
-            intern(s.name)?,
-            intern(s.scope)?,
-            intern(s.target)?,
-            intern(s.db_system)?,
-            intern(s.http_method)?,
-            intern(s.http_route)?,
-            intern(s.peer_service)?,
-            intern(s.messaging_system)?,
-            intern(s.messaging_destination)?,
-            intern(s.code_function)?,
-            intern(s.code_filepath)?,
-            intern(s.code_namespace)?,
-        ];
+        let mut strings = [Sym::default(); STRINGS];
+        for (slot, r) in strings.iter_mut().zip(s.text_fields()) {
+            *slot = self.strings.intern(arena.get(r))?;
+        }
         let a = s.attrs_start as usize;
         let span_attrs = fragment
             .attrs
@@ -351,60 +339,48 @@ impl Traces {
                 break;
             };
             let text = |sym: Sym| self.strings.text(sym);
-            let mut strings = [StrRef::EMPTY; STRINGS];
-            for (slot, sym) in strings.iter_mut().zip(h.strings) {
-                *slot = f.arena.push(text(sym));
-            }
             let attrs_start = f.attrs.len() as u32;
-            for &(key, value) in self.attrs.run(h.attrs_start, usize::from(h.attrs_len)) {
-                let key = f.arena.push(text(key));
-                let value = f.arena.push(text(value));
-                f.attrs.push(AttrRef { key, value });
-            }
-            let [
-                service,
-                name,
-                scope,
-                target,
-                db_system,
-                http_method,
-                http_route,
-                peer_service,
-                messaging_system,
-                messaging_destination,
-                code_function,
-                code_filepath,
-                code_namespace,
-            ] = strings;
             f.has_root |= h.parent_id.is_zero();
-            // Every field named: a field added to `SpanRecord` must be held too.
-            f.spans.push(SpanRecord {
+            // Every other field named: a field added to `SpanRecord` must
+            // be held too (text fields go through `text_fields`).
+            let mut record = SpanRecord {
                 span_id: h.span_id,
                 parent_id: h.parent_id,
-                service,
-                name,
-                scope,
+                service: StrRef::EMPTY,
+                name: StrRef::EMPTY,
+                scope: StrRef::EMPTY,
                 kind: h.kind,
                 span_kind: h.span_kind,
                 is_error: h.is_error,
                 http_status: h.http_status,
                 start_ns: h.start_ns,
                 duration_ns: h.duration_ns,
-                target,
-                db_system,
-                http_method,
-                http_route,
-                peer_service,
-                messaging_system,
-                messaging_destination,
+                target: StrRef::EMPTY,
+                db_system: StrRef::EMPTY,
+                http_method: StrRef::EMPTY,
+                http_route: StrRef::EMPTY,
+                peer_service: StrRef::EMPTY,
+                messaging_system: StrRef::EMPTY,
+                messaging_destination: StrRef::EMPTY,
                 response_bytes: (h.response_bytes != u64::MAX).then_some(h.response_bytes),
-                code_function,
-                code_filepath,
-                code_namespace,
+                code_function: StrRef::EMPTY,
+                code_filepath: StrRef::EMPTY,
+                code_namespace: StrRef::EMPTY,
                 code_lineno: h.code_lineno,
                 attrs_start,
                 attrs_len: u32::from(h.attrs_len),
-            });
+            };
+            // The span's own strings first, then its attributes, as
+            // conversion lays them out.
+            for (slot, sym) in record.text_fields_mut().into_iter().zip(h.strings) {
+                *slot = f.arena.push(text(sym));
+            }
+            for &(key, value) in self.attrs.run(h.attrs_start, usize::from(h.attrs_len)) {
+                let key = f.arena.push(text(key));
+                let value = f.arena.push(text(value));
+                f.attrs.push(AttrRef { key, value });
+            }
+            f.spans.push(record);
             at = h.next;
         }
         Some(f)

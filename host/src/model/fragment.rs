@@ -68,8 +68,32 @@ impl Default for Role {
 }
 
 impl SpanRecord {
-    fn rebase(&mut self, base: u32, attr_base: u32) {
-        for r in [
+    /// How many text fields a span record has ([`SpanRecord::text_fields`]).
+    pub const TEXT_FIELDS: usize = 13;
+
+    /// Every text field, in one fixed order: the one list that moving a
+    /// record's strings (rebasing, the batch store) walks.
+    pub fn text_fields(&self) -> [StrRef; Self::TEXT_FIELDS] {
+        [
+            self.service,
+            self.name,
+            self.scope,
+            self.target,
+            self.db_system,
+            self.http_method,
+            self.http_route,
+            self.peer_service,
+            self.messaging_system,
+            self.messaging_destination,
+            self.code_function,
+            self.code_filepath,
+            self.code_namespace,
+        ]
+    }
+
+    /// [`SpanRecord::text_fields`], to write, in the same order.
+    pub fn text_fields_mut(&mut self) -> [&mut StrRef; Self::TEXT_FIELDS] {
+        [
             &mut self.service,
             &mut self.name,
             &mut self.scope,
@@ -83,7 +107,11 @@ impl SpanRecord {
             &mut self.code_function,
             &mut self.code_filepath,
             &mut self.code_namespace,
-        ] {
+        ]
+    }
+
+    fn rebase(&mut self, base: u32, attr_base: u32) {
+        for r in self.text_fields_mut() {
             *r = r.rebased(base);
         }
         self.attrs_start += attr_base;
