@@ -120,9 +120,14 @@ fn framework_in(text: &str) -> Option<Framework> {
     None
 }
 
+/// The longest word of [`WORDS`].
+const LONGEST_WORD: usize = 19;
+
 /// Looks up the word made of `segment` (ASCII letters, digits, `-`, `_`)
 /// without its `-` and `_`, lowercased, trailing version digits dropped
-/// (`Hibernate-6` -> `hibernate`), without building it.
+/// (`Hibernate-6` -> `hibernate`). Built in a stack buffer and matched
+/// whole: N+1 groups ask for several spans and their ancestors, so this
+/// runs for every segment of every scope, namespace and path they carry.
 fn lookup_word(segment: &[u8]) -> Option<Framework> {
     let skip = |c: &u8| *c == b'-' || *c == b'_';
     // The word ends at the last letter (or other non-digit) kept.
@@ -130,17 +135,16 @@ fn lookup_word(segment: &[u8]) -> Option<Framework> {
         .iter()
         .rposition(|c| !skip(c) && !c.is_ascii_digit())
         .map_or(0, |p| p + 1);
-    let letters = segment[..end].iter().filter(|c| !skip(c));
-    let len = letters.clone().count();
+    let mut word = [0u8; LONGEST_WORD];
+    let mut len = 0;
+    for c in segment[..end].iter().filter(|c| !skip(c)) {
+        *word.get_mut(len)? = c.to_ascii_lowercase();
+        len += 1;
+    }
+    let word = &word[..len];
     WORDS
         .iter()
-        .find(|(w, _)| {
-            w.len() == len
-                && letters
-                    .clone()
-                    .zip(w.bytes())
-                    .all(|(c, w)| c.to_ascii_lowercase() == w)
-        })
+        .find(|(w, _)| w.as_bytes() == word)
         .map(|(_, fw)| *fw)
 }
 
@@ -219,6 +223,18 @@ mod tests {
         spec.code = ("f".into(), filepath.into(), namespace.into(), 0);
         t.root(spec);
         t.with_view(|v| framework_of(&v.spans()[0]))
+    }
+
+    #[test]
+    fn longest_word_bounds_the_table() {
+        let longest = WORDS.iter().map(|(w, _)| w.len()).max();
+        assert_eq!(longest, Some(LONGEST_WORD));
+        // Longer than every word: no match, no overflow.
+        assert_eq!(lookup_word(b"entityframeworkcoreextra"), None);
+        assert_eq!(
+            lookup_word(b"Entity_Framework-Core-8"),
+            Some(Framework::EfCore)
+        );
     }
 
     #[test]

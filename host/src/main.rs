@@ -235,7 +235,6 @@ fn refused(e: &config::ConfigError) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    allocator::configure();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -245,6 +244,12 @@ fn main() -> ExitCode {
         )
         .init();
     let mut cli = Cli::parse();
+    // Still before any thread: neither the parser nor the subscriber
+    // starts one.
+    allocator::configure(match cli.command {
+        Some(Command::Analyze(_) | Command::Calibrate(_)) => allocator::Lifetime::Batch,
+        _ => allocator::Lifetime::Daemon,
+    });
     // Remote commands need no local configuration: a bad file must not
     // stop an operator from querying the daemon that runs fine.
     match cli.command.take() {

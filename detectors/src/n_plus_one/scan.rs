@@ -388,18 +388,43 @@ fn loop_window(spans: &[SpanView<'_>], group: &[u32], window_ns: u64) -> (usize,
 fn group_framework(trace: &TraceView<'_>, group: &[u32]) -> Option<Framework> {
     let spans = trace.spans();
     let sample = &group[..group.len().min(FRAMEWORK_SAMPLE)];
+    // The calls of a loop mostly carry the same scope and code location:
+    // each distinct one is read once.
+    let mut last: Option<[&str; 3]> = None;
+    if let Some(fw) = sample.iter().find_map(|&i| {
+        let s = &spans[i as usize];
+        let texts = [
+            s.scope.as_str(),
+            s.code.namespace.as_str(),
+            s.code.filepath.as_str(),
+        ];
+        if last == Some(texts) {
+            return None;
+        }
+        last = Some(texts);
+        framework_of(s)
+    }) {
+        return Some(fw);
+    }
+    // The calls of a loop mostly share their parent: a walk that reaches
+    // an ancestor an earlier walk already read (and found nothing above)
+    // stops there.
+    let mut seen: Vec<usize> = Vec::new();
     sample
         .iter()
-        .find_map(|&i| framework_of(&spans[i as usize]))
-        .or_else(|| {
-            sample
-                .iter()
-                .find_map(|&i| ancestor_framework(trace, i as usize))
-        })
+        .find_map(|&i| ancestor_framework(trace, i as usize, &mut seen))
 }
 
-fn ancestor_framework(trace: &TraceView<'_>, index: usize) -> Option<Framework> {
-    for (_, s) in trace.ancestors(index).take(FRAMEWORK_DEPTH) {
+fn ancestor_framework(
+    trace: &TraceView<'_>,
+    index: usize,
+    seen: &mut Vec<usize>,
+) -> Option<Framework> {
+    for (i, s) in trace.ancestors(index).take(FRAMEWORK_DEPTH) {
+        if seen.contains(&i) {
+            break;
+        }
+        seen.push(i);
         if let Some(fw) = framework_of(s) {
             return Some(fw);
         }

@@ -46,8 +46,11 @@ pub struct Analysis {
     pub io: IoTotals,
 }
 
-/// Traces waiting for the cross-trace detectors, per worker.
-const CROSS_QUEUE: usize = 64;
+/// Batches of traces waiting for the cross-trace detectors, per worker.
+const CROSS_QUEUE: usize = 4;
+/// Traces per batch sent to the cross-trace detectors: one hand-off (and
+/// at most one thread wake-up) per batch instead of per trace.
+const CROSS_BATCH: usize = 32;
 
 /// A trace on its way to the cross-trace detectors.
 type Prepared = (TraceFragment, crate::pipeline::analyze::Prepared);
@@ -82,7 +85,8 @@ pub fn run(
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Analyzer::new(detectors, stamp.clone()))
+        // Per-trace findings are folded; only the few shown are printed.
+        Ok(Analyzer::new(detectors, stamp.clone()).with_deferred_lines())
     };
     let workers = threads.clamp(1, traces.len().max(1));
     let analyzers: Vec<Analyzer> = (0..workers)
@@ -95,7 +99,7 @@ pub fn run(
         let mut handles = Vec::with_capacity(workers);
         let mut queues = Vec::with_capacity(workers);
         for (k, analyzer) in analyzers.into_iter().enumerate() {
-            let (tx, rx) = sync_channel::<Prepared>(CROSS_QUEUE);
+            let (tx, rx) = sync_channel::<Vec<Prepared>>(CROSS_QUEUE);
             let handle = std::thread::Builder::new()
                 .name("analyze".into())
                 .spawn_scoped(scope, move || {
@@ -108,9 +112,20 @@ pub fn run(
         }
         let mut out = Analysis::default();
         if feed_cross {
-            // In input order: worker `n % workers` analyzed trace `n`.
+            // In input order: worker `n % workers` analyzed trace `n`, and
+            // sends its traces in order, in batches.
+            let mut pending: Vec<std::vec::IntoIter<Prepared>> =
+                (0..workers).map(|_| Vec::new().into_iter()).collect();
             for n in 0..traces.len() {
-                let Ok((frag, prep)) = queues[n % workers].recv() else {
+                let k = n % workers;
+                let next = match pending[k].next() {
+                    Some(p) => Some(p),
+                    None => queues[k].recv().ok().and_then(|batch| {
+                        pending[k] = batch.into_iter();
+                        pending[k].next()
+                    }),
+                };
+                let Some((frag, prep)) = next else {
                     break;
                 };
                 for r in with_view(&frag, &prep, |view| cross.run(view, metrics)) {
@@ -144,9 +159,10 @@ fn per_trace_pass(
     workers: usize,
     acked: &(dyn Fn(&str) -> bool + Sync),
     metrics: &Metrics,
-    cross: Option<SyncSender<Prepared>>,
+    cross: Option<SyncSender<Vec<Prepared>>>,
 ) -> Analysis {
     let mut out = Analysis::default();
+    let mut batch = Vec::with_capacity(CROSS_BATCH);
     let mut scratch = PrepScratch::default();
     for n in (k..traces.len()).step_by(workers) {
         let Some(frag) = traces.fragment(n) else {
@@ -175,11 +191,20 @@ fn per_trace_pass(
                 avoidable_unacked,
             });
         });
-        if let Some(tx) = &cross
-            && tx.send((frag, prep)).is_err()
-        {
-            break;
+        if let Some(tx) = &cross {
+            batch.push((frag, prep));
+            if batch.len() == CROSS_BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(CROSS_BATCH));
+                if tx.send(full).is_err() {
+                    return out;
+                }
+            }
         }
+    }
+    if let Some(tx) = &cross
+        && !batch.is_empty()
+    {
+        let _ = tx.send(batch);
     }
     out
 }

@@ -24,26 +24,34 @@ pub struct Folder {
     slots: HashMap<String, Slot>,
 }
 
-/// True when `a` is the one to show rather than `b`.
-fn shown_before(a: &FindingRecord, b: &FindingRecord) -> bool {
+/// True when `a` is the one to show rather than `b`. Lines are rendered
+/// only to break a tie.
+fn shown_before(a: &mut FindingRecord, b: &mut FindingRecord) -> bool {
     let (fa, fb) = (&a.finding, &b.finding);
-    fb.severity
+    match fb
+        .severity
         .cmp(&fa.severity)
         .then(fa.first_ns.cmp(&fb.first_ns))
-        .then_with(|| a.json.cmp(&b.json))
-        == Ordering::Less
+    {
+        Ordering::Equal => {
+            a.render();
+            b.render();
+            a.json < b.json
+        }
+        order => order == Ordering::Less,
+    }
 }
 
 impl Folder {
     /// Adds one finding.
-    pub fn add(&mut self, r: FindingRecord) {
+    pub fn add(&mut self, mut r: FindingRecord) {
         let (first, last) = (r.finding.first_ns, r.finding.last_ns);
         match self.slots.get_mut(&r.signature) {
             Some(slot) => {
                 slot.seen += 1;
                 slot.first_ns = slot.first_ns.min(first);
                 slot.last_ns = slot.last_ns.max(last);
-                if shown_before(&r, &slot.shown) {
+                if shown_before(&mut r, &mut slot.shown) {
                     slot.shown = r;
                 }
             }
@@ -63,13 +71,13 @@ impl Folder {
 
     /// Adds everything `other` folded.
     pub fn merge(&mut self, other: Folder) {
-        for (signature, theirs) in other.slots {
+        for (signature, mut theirs) in other.slots {
             match self.slots.get_mut(&signature) {
                 Some(slot) => {
                     slot.seen += theirs.seen;
                     slot.first_ns = slot.first_ns.min(theirs.first_ns);
                     slot.last_ns = slot.last_ns.max(theirs.last_ns);
-                    if shown_before(&theirs.shown, &slot.shown) {
+                    if shown_before(&mut theirs.shown, &mut slot.shown) {
                         slot.shown = theirs.shown;
                     }
                 }
@@ -89,12 +97,15 @@ impl Folder {
         self.slots.is_empty()
     }
 
-    /// The entries, in no particular order.
+    /// The entries, in no particular order, their lines rendered.
     pub fn into_folded(self) -> Vec<Folded> {
         self.slots
             .into_values()
-            .map(|s| Folded {
-                shown: Arc::new(s.shown),
+            .map(|mut s| Folded {
+                shown: {
+                    s.shown.render();
+                    Arc::new(s.shown)
+                },
                 seen_count: s.seen,
                 first_ns: s.first_ns,
                 last_ns: s.last_ns,

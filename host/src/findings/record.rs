@@ -34,8 +34,19 @@ pub struct FindingRecord {
     pub finding: Finding,
     pub origin: Arc<str>,
     pub signature: String,
-    /// The NDJSON line (no trailing newline).
+    /// The NDJSON line (no trailing newline); empty while rendering is
+    /// deferred (see [`FindingRecord::render`]).
     pub json: String,
+    /// What the line is rendered from, while it is not rendered yet.
+    deferred: Option<Box<LineInputs>>,
+}
+
+/// The host's part of a line, kept for a record rendered later.
+#[derive(Debug)]
+struct LineInputs {
+    stamp: Stamp,
+    intensity: Option<(f64, &'static str)>,
+    green: Option<GreenImpact>,
 }
 
 /// A stable fingerprint of "the same problem", readable and stable across
@@ -303,6 +314,44 @@ impl FindingRecord {
         Self::build(finding, origin, stamp, intensity, green)
     }
 
+    /// As [`FindingRecord::scored`], but the line is rendered only when
+    /// [`FindingRecord::render`] is called: batch mode folds a hundred
+    /// thousand findings into a few dozen and prints only those.
+    pub fn scored_deferred(
+        finding: Finding,
+        origin: &Arc<str>,
+        stamp: &Stamp,
+        intensity: Option<(f64, &'static str)>,
+        green: Option<GreenImpact>,
+    ) -> Self {
+        Self {
+            signature: signature(&finding),
+            finding,
+            origin: origin.clone(),
+            json: String::new(),
+            deferred: Some(Box::new(LineInputs {
+                stamp: stamp.clone(),
+                intensity,
+                green,
+            })),
+        }
+    }
+
+    /// Renders the line of a deferred record; nothing for one already
+    /// rendered.
+    pub fn render(&mut self) {
+        if let Some(inputs) = self.deferred.take() {
+            self.json = line(
+                &self.finding,
+                &self.origin,
+                &self.signature,
+                &inputs.stamp,
+                inputs.intensity,
+                inputs.green.as_ref(),
+            );
+        }
+    }
+
     fn build(
         finding: Finding,
         origin: &Arc<str>,
@@ -311,65 +360,13 @@ impl FindingRecord {
         green: Option<&GreenImpact>,
     ) -> Self {
         let signature = signature(&finding);
-        let f = &finding;
-        let record = RecordJson {
-            code_location: (!f.code.is_empty()).then(|| CodeJson {
-                filepath: f.code.filepath.as_str(),
-                function: f.code.function.as_str(),
-                lineno: f.code.lineno,
-                namespace: f.code.namespace.as_str(),
-            }),
-            confidence: stamp.confidence,
-            detector: f.detector.as_str(),
-            environment: &stamp.environment,
-            evidence_span_ids: DisplaySeq(&f.evidence),
-            // Later duplicates of a key win, as they always have.
-            extra: (!f.extra.is_empty()).then(|| {
-                f.extra
-                    .iter()
-                    .map(|e| (e.key.as_str(), e.value.as_str()))
-                    .collect()
-            }),
-            first_timestamp: Rfc3339Ns(f.first_ns),
-            green_impact: GreenJson {
-                energy_source: green.map(|g| g.energy_source.as_str()),
-                estimated_co2_gco2: green.map(|g| g.co2_gco2),
-                estimated_co2_gco2_high: green.map(|g| g.co2_gco2 * HIGH_FACTOR),
-                estimated_co2_gco2_low: green.map(|g| g.co2_gco2 * LOW_FACTOR),
-                estimated_energy_kwh: green.map(|g| g.energy_kwh),
-                estimated_extra_io_ops: f.avoidable_io,
-                grid_intensity_gco2_kwh: green.map(|g| g.gco2_per_kwh),
-                grid_region: green.map(|g| g.region.as_str()),
-                io_intensity_band: intensity.map(|(_, band)| band),
-                io_intensity_score: intensity.map(|(score, _)| (score * 100.0).round() / 100.0),
-            },
-            last_timestamp: Rfc3339Ns(f.last_ns),
-            origin,
-            pattern: PatternJson {
-                distinct_params: f.distinct_params,
-                occurrences: f.occurrences,
-                template: f.template.as_str(),
-                window_ms: f.last_ns.saturating_sub(f.first_ns) / 1_000_000,
-            },
-            service: f.service.as_str(),
-            severity: f.severity.as_str(),
-            signature: &signature,
-            source_endpoint: f.endpoint.as_str(),
-            suggestion: f.suggestion.as_str(),
-            title: f.title.as_str(),
-            total_duration_ms: f.total_duration_ns as f64 / 1e6,
-            trace_id: f.trace_id,
-            kind: f.kind.as_str(),
-        };
-        // Serializing borrowed strings and numbers into a String cannot fail.
-        let mut json = serde_json::to_string(&record).unwrap_or_default();
-        // The writer grows by doubling; up to 10,000 of these are retained.
-        json.shrink_to_fit();
+        let json = line(&finding, origin, &signature, stamp, intensity, green);
         Self {
             finding,
             origin: origin.clone(),
             signature,
             json,
+            deferred: None,
         }
     }
 
@@ -384,6 +381,71 @@ impl FindingRecord {
             self.signature.as_str(),
         )
     }
+}
+
+/// The NDJSON line of `f`.
+fn line(
+    f: &Finding,
+    origin: &Arc<str>,
+    signature: &str,
+    stamp: &Stamp,
+    intensity: Option<(f64, &'static str)>,
+    green: Option<&GreenImpact>,
+) -> String {
+    let record = RecordJson {
+        code_location: (!f.code.is_empty()).then(|| CodeJson {
+            filepath: f.code.filepath.as_str(),
+            function: f.code.function.as_str(),
+            lineno: f.code.lineno,
+            namespace: f.code.namespace.as_str(),
+        }),
+        confidence: stamp.confidence,
+        detector: f.detector.as_str(),
+        environment: &stamp.environment,
+        evidence_span_ids: DisplaySeq(&f.evidence),
+        // Later duplicates of a key win, as they always have.
+        extra: (!f.extra.is_empty()).then(|| {
+            f.extra
+                .iter()
+                .map(|e| (e.key.as_str(), e.value.as_str()))
+                .collect()
+        }),
+        first_timestamp: Rfc3339Ns(f.first_ns),
+        green_impact: GreenJson {
+            energy_source: green.map(|g| g.energy_source.as_str()),
+            estimated_co2_gco2: green.map(|g| g.co2_gco2),
+            estimated_co2_gco2_high: green.map(|g| g.co2_gco2 * HIGH_FACTOR),
+            estimated_co2_gco2_low: green.map(|g| g.co2_gco2 * LOW_FACTOR),
+            estimated_energy_kwh: green.map(|g| g.energy_kwh),
+            estimated_extra_io_ops: f.avoidable_io,
+            grid_intensity_gco2_kwh: green.map(|g| g.gco2_per_kwh),
+            grid_region: green.map(|g| g.region.as_str()),
+            io_intensity_band: intensity.map(|(_, band)| band),
+            io_intensity_score: intensity.map(|(score, _)| (score * 100.0).round() / 100.0),
+        },
+        last_timestamp: Rfc3339Ns(f.last_ns),
+        origin,
+        pattern: PatternJson {
+            distinct_params: f.distinct_params,
+            occurrences: f.occurrences,
+            template: f.template.as_str(),
+            window_ms: f.last_ns.saturating_sub(f.first_ns) / 1_000_000,
+        },
+        service: f.service.as_str(),
+        severity: f.severity.as_str(),
+        signature,
+        source_endpoint: f.endpoint.as_str(),
+        suggestion: f.suggestion.as_str(),
+        title: f.title.as_str(),
+        total_duration_ms: f.total_duration_ns as f64 / 1e6,
+        trace_id: f.trace_id,
+        kind: f.kind.as_str(),
+    };
+    // Serializing borrowed strings and numbers into a String cannot fail.
+    let mut json = serde_json::to_string(&record).unwrap_or_default();
+    // The writer grows by doubling; up to 10,000 of these are retained.
+    json.shrink_to_fit();
+    json
 }
 
 #[cfg(test)]
@@ -513,6 +575,36 @@ mod tests {
             FindingRecord::scored(f, &"builtin".into(), &stamp, Some((1.0, "healthy")), None);
         assert_eq!(plain.json, unscored.json);
         assert!(!plain.json.contains("estimated_energy_kwh"));
+    }
+
+    #[test]
+    fn a_deferred_line_renders_once_and_as_the_eager_one() {
+        let f = Finding::new("n_plus_one_sql", Severity::Critical, TraceId([3; 16]))
+            .template("SELECT ?")
+            .service("orders")
+            .avoidable_io(4);
+        let stamp = Stamp {
+            environment: "ci".into(),
+            confidence: "ci_batch",
+        };
+        let impact = GreenImpact {
+            energy_kwh: 1e-6,
+            co2_gco2: 2e-5,
+            region: "eu-west-3".into(),
+            gco2_per_kwh: 51.0,
+            energy_source: "proxy".into(),
+        };
+        let origin: Arc<str> = "builtin".into();
+        let band = Some((0.5, "healthy"));
+        let eager = FindingRecord::scored(f.clone(), &origin, &stamp, band, Some(&impact));
+        let mut late = FindingRecord::scored_deferred(f, &origin, &stamp, band, Some(impact));
+        assert_eq!(late.signature, eager.signature);
+        assert!(late.json.is_empty(), "rendered before it was asked");
+        late.render();
+        assert_eq!(late.json, eager.json);
+        late.json.push('!');
+        late.render();
+        assert!(late.json.ends_with('!'), "rendered twice");
     }
 
     #[test]

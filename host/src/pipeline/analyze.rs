@@ -205,6 +205,8 @@ pub struct Analyzer {
     findings: RVec<Finding>,
     /// Green scoring; `None` when `[green] enabled = false`.
     green: Option<Arc<GreenScorer>>,
+    /// Records leave without their line (see [`Analyzer::with_deferred_lines`]).
+    defer_lines: bool,
 }
 
 impl Analyzer {
@@ -215,7 +217,16 @@ impl Analyzer {
             stamp,
             findings: RVec::new(),
             green: None,
+            defer_lines: false,
         }
+    }
+
+    /// Per-trace records leave with their line unrendered
+    /// ([`FindingRecord::render`] renders it): for batch mode, which keeps
+    /// a few dozen of a hundred thousand findings.
+    pub fn with_deferred_lines(mut self) -> Self {
+        self.defer_lines = true;
+        self
     }
 
     /// Scores every finding's energy and CO2 with `green`.
@@ -246,13 +257,12 @@ impl Analyzer {
             for f in self.findings.drain(..) {
                 let intensity = *intensity.get_or_insert_with(|| io_intensity(view));
                 let green = self.green.as_ref().map(|g| g.score_finding(&f, Some(view)));
-                records.push(FindingRecord::scored(
-                    f,
-                    &d.spec.origin,
-                    &self.stamp,
-                    Some(intensity),
-                    green.as_ref(),
-                ));
+                let origin = &d.spec.origin;
+                records.push(if self.defer_lines {
+                    FindingRecord::scored_deferred(f, origin, &self.stamp, Some(intensity), green)
+                } else {
+                    FindingRecord::scored(f, origin, &self.stamp, Some(intensity), green.as_ref())
+                });
             }
         }
         records.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
