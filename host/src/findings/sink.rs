@@ -3,11 +3,15 @@
 //! (best effort: a blocked pipe drops lines and counts them, it never stalls
 //! analysis).
 
+use std::collections::HashMap;
 use std::io::Write;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;
 
 use std::sync::{Arc, Mutex};
+
+use prometheus_client::metrics::exemplar::CounterWithExemplar;
 
 use super::{FindingRecord, FindingsStore};
 use crate::correlation::{Correlator, FindingEvent};
@@ -60,24 +64,70 @@ pub fn spawn_sink(
     correlator: Option<SharedCorrelator>,
 ) -> std::io::Result<(FindingsSink, SinkThreads)> {
     let (tx, rx) = sync_channel::<Vec<FindingRecord>>(queue_capacity.max(1));
-    let (line_tx, line_rx) = sync_channel::<Arc<FindingRecord>>(stdout_capacity.max(1));
+    let (line_tx, line_rx) = channel();
+    let lines = StdoutQueue {
+        tx: line_tx,
+        queued: Arc::new(AtomicUsize::new(0)),
+        capacity: stdout_capacity.max(1),
+    };
+    let queued = lines.queued.clone();
     let stdout_metrics = metrics.clone();
     let writer = std::thread::Builder::new()
         .name("findings-writer".into())
-        .spawn(move || write_loop(rx, line_tx, &store, &metrics, correlator.as_deref()))?;
+        .spawn(move || write_loop(rx, lines, &store, &metrics, correlator.as_deref()))?;
     let stdout = std::thread::Builder::new()
         .name("findings-stdout".into())
-        .spawn(move || print_loop(line_rx, out, &stdout_metrics))?;
+        .spawn(move || print_loop(line_rx, &queued, out, &stdout_metrics))?;
     Ok((FindingsSink { tx }, SinkThreads { writer, stdout }))
 }
 
+/// Lines on their way to stdout, in batches (one wake-up of the printer
+/// per batch), bounded in lines: `queued` counts the lines sent and not yet
+/// printed, and only the writer adds to it.
+struct StdoutQueue {
+    tx: Sender<Vec<Arc<FindingRecord>>>,
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+impl StdoutQueue {
+    /// Queues what fits of `batch`; returns how many lines did not.
+    fn offer(&self, mut batch: Vec<Arc<FindingRecord>>) -> usize {
+        let room = self
+            .capacity
+            .saturating_sub(self.queued.load(Ordering::Acquire));
+        let dropped = batch.len().saturating_sub(room);
+        batch.truncate(room);
+        if batch.is_empty() {
+            return dropped;
+        }
+        let sent = batch.len();
+        self.queued.fetch_add(sent, Ordering::AcqRel);
+        match self.tx.send(batch) {
+            Ok(()) => dropped,
+            Err(_) => {
+                self.queued.fetch_sub(sent, Ordering::AcqRel);
+                dropped + sent
+            }
+        }
+    }
+}
+
+/// Kinds whose finding counters the writer keeps at hand; past that
+/// (plugins may name many kinds) it looks them up in the family.
+const COUNTER_CACHE: usize = 256;
+
 fn write_loop(
     rx: Receiver<Vec<FindingRecord>>,
-    lines: SyncSender<Arc<FindingRecord>>,
+    lines: StdoutQueue,
     store: &FindingsStore,
     metrics: &Metrics,
     correlator: Option<&Mutex<Correlator>>,
 ) {
+    // The family's lookup builds an owned label set per finding; the
+    // counters themselves are shared handles.
+    let mut counters: HashMap<String, Vec<(&'static str, CounterWithExemplar<TraceIdLabel>)>> =
+        HashMap::new();
     for batch in rx {
         let batch: Vec<Arc<FindingRecord>> = batch.into_iter().map(Arc::new).collect();
         if let Some(c) = correlator {
@@ -90,22 +140,36 @@ fn write_loop(
             let exemplar = TraceIdLabel {
                 trace_id: r.finding.trace_id.to_string(),
             };
-            metrics
-                .findings
-                .get_or_create(&FindingLabels {
-                    kind: TypeLabel {
-                        r#type: r.finding.kind.to_string(),
-                    },
-                    severity: r.finding.severity.as_str(),
-                })
-                .inc_by(1, Some(exemplar.clone()), None);
-            observe_slow(metrics, r, exemplar);
-            match lines.try_send(r.clone()) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                    metrics.findings_stdout_dropped.inc();
+            let severity = r.finding.severity.as_str();
+            let kind = r.finding.kind.as_str();
+            let cached = counters
+                .get(kind)
+                .and_then(|by| by.iter().find(|(s, _)| *s == severity))
+                .map(|(_, c)| c.clone());
+            let counter = cached.unwrap_or_else(|| {
+                let c = metrics
+                    .findings
+                    .get_or_create(&FindingLabels {
+                        kind: TypeLabel {
+                            r#type: kind.to_string(),
+                        },
+                        severity,
+                    })
+                    .clone();
+                if counters.len() < COUNTER_CACHE || counters.contains_key(kind) {
+                    counters
+                        .entry(kind.to_string())
+                        .or_default()
+                        .push((severity, c.clone()));
                 }
-            }
+                c
+            });
+            counter.inc_by(1, Some(exemplar.clone()), None);
+            observe_slow(metrics, r, exemplar);
+        }
+        let dropped = lines.offer(batch.clone());
+        if dropped > 0 {
+            metrics.findings_stdout_dropped.inc_by(dropped as u64);
         }
         store.push(batch);
     }
@@ -133,18 +197,26 @@ fn observe_slow(metrics: &Metrics, r: &FindingRecord, exemplar: TraceIdLabel) {
         .observe(max_ms / 1000.0, Some(exemplar), None);
 }
 
-fn print_loop(rx: Receiver<Arc<FindingRecord>>, out: Box<dyn Write + Send>, metrics: &Metrics) {
+fn print_loop(
+    rx: Receiver<Vec<Arc<FindingRecord>>>,
+    queued: &AtomicUsize,
+    out: Box<dyn Write + Send>,
+    metrics: &Metrics,
+) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
     let (mut broken, mut warned) = (false, false);
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
-        while let Some(r) = next {
-            if !broken {
-                broken = writeln!(out, "{}", r.json).is_err();
+        while let Some(batch) = next {
+            for r in &batch {
+                if !broken {
+                    broken = writeln!(out, "{}", r.json).is_err();
+                }
+                if broken {
+                    metrics.findings_stdout_dropped.inc();
+                }
             }
-            if broken {
-                metrics.findings_stdout_dropped.inc();
-            }
+            queued.fetch_sub(batch.len(), Ordering::AcqRel);
             next = rx.try_recv().ok();
         }
         // Flush once the queue is empty: lines reach a pipe promptly without
@@ -158,4 +230,50 @@ fn print_loop(rx: Receiver<Arc<FindingRecord>>, out: Box<dyn Write + Send>, metr
         }
     }
     let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use detector_api::Severity;
+
+    use super::*;
+
+    fn lines(n: u8) -> Vec<Arc<FindingRecord>> {
+        (0..n)
+            .map(|i| {
+                Arc::new(crate::batch::report::tests::record(
+                    "slow_sql",
+                    "api",
+                    Severity::Warning,
+                    i,
+                    u64::from(i),
+                ))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_stdout_queue_holds_at_most_its_capacity_in_lines() {
+        let (tx, rx) = channel();
+        let queue = StdoutQueue {
+            tx,
+            queued: Arc::new(AtomicUsize::new(0)),
+            capacity: 3,
+        };
+        assert_eq!(queue.offer(lines(2)), 0);
+        // One line of room left: the rest of the batch is dropped.
+        assert_eq!(queue.offer(lines(4)), 3);
+        assert_eq!(queue.offer(lines(1)), 1);
+        let sent: Vec<usize> = rx.try_iter().map(|b| b.len()).collect();
+        assert_eq!(sent, [2, 1]);
+        // The printer gives the room back as it prints.
+        queue.queued.fetch_sub(3, Ordering::AcqRel);
+        assert_eq!(queue.offer(lines(3)), 0);
+        drop(rx);
+        // A printer gone: everything offered is dropped and nothing stays
+        // counted as queued.
+        queue.queued.store(0, Ordering::Release);
+        assert_eq!(queue.offer(lines(2)), 2);
+        assert_eq!(queue.queued.load(Ordering::Acquire), 0);
+    }
 }

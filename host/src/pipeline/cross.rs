@@ -15,11 +15,14 @@ use crate::findings::FindingsSink;
 use crate::metrics::Metrics;
 use crate::model::TraceFragment;
 
-/// Traces waiting for the cross-trace stage.
-const QUEUE: usize = 1024;
+/// Batches waiting for the cross-trace stage.
+const QUEUE: usize = 64;
+/// Traces a shard gathers at most before handing them over: one hand-off,
+/// and at most one wake-up of the stage, per batch instead of per trace.
+pub const BATCH: usize = 64;
 
-/// A trace on its way to the cross-trace stage.
-pub type CrossMsg = (Arc<TraceFragment>, Prepared);
+/// Traces on their way to the cross-trace stage, in a shard's order.
+pub type CrossMsg = Vec<(Arc<TraceFragment>, Prepared)>;
 
 /// Starts the stage; it ends once every sender is dropped, after a last
 /// flush.
@@ -39,8 +42,11 @@ fn run(rx: Receiver<CrossMsg>, mut analyzer: Analyzer, metrics: &Metrics, sink: 
     let mut last_flush = Instant::now();
     loop {
         match rx.recv_timeout(Duration::from_millis(500)) {
-            Ok((frag, prep)) => {
-                let records = with_view(&frag, &prep, |view| analyzer.run(view, metrics));
+            Ok(batch) => {
+                let mut records = Vec::new();
+                for (frag, prep) in batch {
+                    records.extend(with_view(&frag, &prep, |view| analyzer.run(view, metrics)));
+                }
                 sink.publish(records);
             }
             Err(RecvTimeoutError::Timeout) => {}

@@ -113,6 +113,7 @@ impl Pipeline {
                 metrics: metrics.clone(),
                 sink: sink.clone(),
                 retained: explain::RetainedTraces::new(settings.retained_traces.div_ceil(shards)),
+                pending: Default::default(),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("shard-{i}"))

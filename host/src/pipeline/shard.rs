@@ -37,6 +37,17 @@ pub struct Shard {
     pub sink: FindingsSink,
     /// Analyzed traces kept for `GET /api/explain`.
     pub retained: RetainedTraces,
+    /// Findings and traces analyzed since the last hand-off: handed to the
+    /// writer and the cross-trace stage once per turn of the loop, so a
+    /// request's fifty traces cost one wake-up of each, not fifty.
+    pub pending: Pending,
+}
+
+/// What a shard hands on in one go.
+#[derive(Default)]
+pub struct Pending {
+    records: Vec<crate::findings::FindingRecord>,
+    cross: super::cross::CrossMsg,
 }
 
 pub(crate) fn wall_ns() -> u64 {
@@ -78,6 +89,7 @@ impl Shard {
             }
             self.window.expire(Instant::now(), &mut closed);
             self.analyze_all(&mut closed);
+            self.hand_off();
             if last_flush.elapsed() >= FLUSH_EVERY {
                 last_flush = Instant::now();
                 self.flush();
@@ -90,6 +102,7 @@ impl Shard {
                     self.take(fragments, &mut closed);
                     self.admission.release(spans);
                     self.analyze_all(&mut closed);
+                    self.hand_off();
                 }
                 ShardMsg::Explain { reply, .. } => {
                     let _ = reply.send(None);
@@ -99,6 +112,7 @@ impl Shard {
         }
         self.window.drain(&mut closed);
         self.analyze_all(&mut closed);
+        self.hand_off();
         self.flush();
     }
 
@@ -159,15 +173,32 @@ impl Shard {
             // Keeping every trace pinned pages of the whole churn in memory
             // (140 MB after a load of clean traces, 28 MB without).
             let explainable = !records.is_empty();
-            self.sink.publish(records);
+            self.pending.records.extend(records);
             let fragment = Arc::new(c.fragment);
             if explainable {
                 self.retained.keep(fragment.clone());
             }
-            if let Some(cross) = &self.cross {
-                // Blocks when the stage is behind: backpressure, not loss.
-                let _ = cross.send((fragment, prep));
+            if self.cross.is_some() {
+                self.pending.cross.push((fragment, prep));
+                if self.pending.cross.len() >= super::cross::BATCH {
+                    self.hand_off();
+                }
             }
+        }
+    }
+
+    /// Publishes the pending findings and sends the pending traces on.
+    fn hand_off(&mut self) {
+        self.sink.publish(std::mem::take(&mut self.pending.records));
+        if let Some(cross) = &self.cross
+            && !self.pending.cross.is_empty()
+        {
+            let batch = std::mem::replace(
+                &mut self.pending.cross,
+                Vec::with_capacity(super::cross::BATCH),
+            );
+            // Blocks when the stage is behind: backpressure, not loss.
+            let _ = cross.send(batch);
         }
     }
 
