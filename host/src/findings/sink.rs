@@ -74,10 +74,16 @@ pub fn spawn_sink(
     let stdout_metrics = metrics.clone();
     let writer = std::thread::Builder::new()
         .name("findings-writer".into())
-        .spawn(move || write_loop(rx, lines, &store, &metrics, correlator.as_deref()))?;
+        .spawn(move || {
+            crate::pipeline::priority::lower_current_thread();
+            write_loop(rx, lines, &store, &metrics, correlator.as_deref())
+        })?;
     let stdout = std::thread::Builder::new()
         .name("findings-stdout".into())
-        .spawn(move || print_loop(line_rx, &queued, out, &stdout_metrics))?;
+        .spawn(move || {
+            crate::pipeline::priority::lower_current_thread();
+            print_loop(line_rx, &queued, out, &stdout_metrics)
+        })?;
     Ok((FindingsSink { tx }, SinkThreads { writer, stdout }))
 }
 

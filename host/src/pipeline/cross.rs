@@ -34,7 +34,10 @@ pub fn spawn(
     let (tx, rx) = sync_channel(QUEUE);
     let handle = std::thread::Builder::new()
         .name("cross-trace".into())
-        .spawn(move || run(rx, analyzer, &metrics, &sink))?;
+        .spawn(move || {
+            super::priority::lower_current_thread();
+            run(rx, analyzer, &metrics, &sink)
+        })?;
     Ok((tx, handle))
 }
 

@@ -6,6 +6,7 @@ pub mod analyze;
 pub mod cross;
 pub mod detectors;
 pub mod explain;
+pub mod priority;
 pub mod queue;
 pub mod shard;
 
@@ -117,7 +118,10 @@ impl Pipeline {
             };
             let handle = std::thread::Builder::new()
                 .name(format!("shard-{i}"))
-                .spawn(move || shard.run())?;
+                .spawn(move || {
+                    priority::lower_current_thread();
+                    shard.run()
+                })?;
             senders.push(tx);
             threads.push(handle);
         }
