@@ -14,8 +14,8 @@ pub const STEPS: i32 = 5;
 /// its priority, which only costs latency.
 pub fn lower_current_thread() {
     use rustix::process::{getpriority_process, setpriority_process};
-    let result = getpriority_process(None)
-        .and_then(|now| setpriority_process(None, (now + STEPS).min(19)));
+    let result =
+        getpriority_process(None).and_then(|now| setpriority_process(None, (now + STEPS).min(19)));
     if let Err(e) = result {
         tracing::debug!(error = %e, "could not lower an analysis thread's priority");
     }
