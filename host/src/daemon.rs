@@ -437,13 +437,17 @@ pub async fn run(
         grace,
     ));
     let grpc_token = shutdown.clone();
+    // The HTTP port closes silent connections at the header deadline;
+    // tonic waits for the HTTP/2 preface without one, so the gRPC port's
+    // connections carry the same deadline for their first byte.
+    let first_byte = Duration::from_millis(d.http_header_timeout_ms);
     let grpc_server = tokio::spawn(
         tonic::transport::Server::builder()
             .timeout(Duration::from_millis(d.http_request_timeout_ms))
             .add_service(TraceGrpc::new(ingestor))
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::ReceiverStream::new(grpc_conns)
-                    .map(Ok::<_, std::io::Error>),
+                    .map(move |c| Ok::<_, std::io::Error>(c.with_first_byte_deadline(first_byte))),
                 async move { grpc_token.cancelled().await },
             ),
     );

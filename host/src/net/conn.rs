@@ -7,6 +7,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
+
+use std::future::Future;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -28,6 +31,8 @@ pub struct Conn {
     // Set by the first read that returns bytes: a connection that never
     // sends any is closed at the header deadline (see `serve_http`).
     spoke: Arc<AtomicBool>,
+    /// When set, reads fail once it fires before the first byte came.
+    silence: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Conn {
@@ -38,7 +43,18 @@ impl Conn {
             peer,
             _open: open,
             spoke: Arc::new(AtomicBool::new(false)),
+            silence: None,
         }
+    }
+
+    /// Makes reads fail (which ends the connection) when the peer has sent
+    /// nothing `after` from now. For servers, like tonic's HTTP/2, that
+    /// wait for a client's first bytes without a deadline: a client that
+    /// connects and stays silent would hold a `max_connections` slot for
+    /// ever. Needs a Tokio runtime.
+    pub fn with_first_byte_deadline(mut self, after: Duration) -> Self {
+        self.silence = Some(Box::pin(tokio::time::sleep(after)));
+        self
     }
 
     /// Becomes true once the peer has sent a byte (after TLS, a byte of
@@ -67,6 +83,16 @@ impl AsyncRead for Conn {
         };
         if buf.filled().len() > before {
             this.spoke.store(true, Ordering::Relaxed);
+            this.silence = None;
+        } else if polled.is_pending()
+            && let Some(deadline) = this.silence.as_mut()
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            this.silence = None;
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer sent nothing before the deadline",
+            )));
         }
         polled
     }
