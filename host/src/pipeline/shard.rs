@@ -48,6 +48,12 @@ pub struct Shard {
 pub struct Pending {
     records: Vec<crate::findings::FindingRecord>,
     cross: super::cross::CrossMsg,
+    /// Traces analyzed since the last hand-off: a turn that closes many
+    /// (a burst expiring at once) still hands on every [`cross::BATCH`],
+    /// so findings wait for at most that many traces.
+    ///
+    /// [`cross::BATCH`]: super::cross::BATCH
+    traces: usize,
 }
 
 pub(crate) fn wall_ns() -> u64 {
@@ -180,15 +186,17 @@ impl Shard {
             }
             if self.cross.is_some() {
                 self.pending.cross.push((fragment, prep));
-                if self.pending.cross.len() >= super::cross::BATCH {
-                    self.hand_off();
-                }
+            }
+            self.pending.traces += 1;
+            if self.pending.traces >= super::cross::BATCH {
+                self.hand_off();
             }
         }
     }
 
     /// Publishes the pending findings and sends the pending traces on.
     fn hand_off(&mut self) {
+        self.pending.traces = 0;
         self.sink.publish(std::mem::take(&mut self.pending.records));
         if let Some(cross) = &self.cross
             && !self.pending.cross.is_empty()
