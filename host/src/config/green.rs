@@ -154,9 +154,7 @@ pub(crate) fn read_green(table: &Table, problems: &mut Problems<'_>) -> GreenCon
         s.problem("default_region", "must not be empty");
         c.default_region = None;
     }
-    if let Some(t) = s.table("service_regions") {
-        c.service_regions = string_map("green.service_regions", t, s.problems());
-    }
+    c.service_regions = map_at(&mut s, "service_regions");
     if let Some(t) = s.table("scaphandre") {
         c.scaphandre = Some(read_scaphandre(t, s.problems()));
     }
@@ -189,6 +187,29 @@ fn string_map(path: &str, table: &Table, problems: &mut Problems<'_>) -> BTreeMa
         }
     }
     out
+}
+
+/// The string map at `key` of `s`, empty when absent (problems in it are
+/// reported under its full key).
+fn map_at(s: &mut Section<'_, '_, '_>, key: &'static str) -> BTreeMap<String, String> {
+    let path = s.key(key);
+    s.table(key)
+        .map(|t| string_map(&path, t, s.problems()))
+        .unwrap_or_default()
+}
+
+/// As [`map_at`], for a map the section cannot work without: an absent
+/// or empty one is a problem saying it `is required: {what}`.
+fn required_map(
+    s: &mut Section<'_, '_, '_>,
+    key: &'static str,
+    what: &str,
+) -> BTreeMap<String, String> {
+    let map = map_at(s, key);
+    if map.is_empty() {
+        s.problem(key, format!("is required: {what}"));
+    }
+    map
 }
 
 struct TargetDefaults {
@@ -252,16 +273,11 @@ fn read_scaphandre(table: &Table, problems: &mut Problems<'_>) -> ScaphandreConf
             interval_key: "scrape_interval_secs",
         },
     );
-    let process_map = s
-        .table("process_map")
-        .map(|t| string_map("green.scaphandre.process_map", t, s.problems()))
-        .unwrap_or_default();
-    if process_map.is_empty() {
-        s.problem(
-            "process_map",
-            "is required: map each service to text its process's exe or cmdline contains",
-        );
-    }
+    let process_map = required_map(
+        &mut s,
+        "process_map",
+        "map each service to text its process's exe or cmdline contains",
+    );
     s.finish();
     ScaphandreConfig {
         target,
@@ -286,16 +302,11 @@ fn read_kepler(table: &Table, problems: &mut Problems<'_>) -> KeplerConfig {
             "must be \"container\" or \"process\", got {other:?}"
         )),
     });
-    let service_mappings = s
-        .table("service_mappings")
-        .map(|t| string_map("green.kepler.service_mappings", t, s.problems()))
-        .unwrap_or_default();
-    if service_mappings.is_empty() {
-        s.problem(
-            "service_mappings",
-            "is required: map each service to its container (or process) name",
-        );
-    }
+    let service_mappings = required_map(
+        &mut s,
+        "service_mappings",
+        "map each service to its container (or process) name",
+    );
     s.finish();
     KeplerConfig {
         target,
@@ -313,10 +324,7 @@ fn read_kepler(table: &Table, problems: &mut Problems<'_>) -> KeplerConfig {
 /// URL share that chassis.
 fn read_redfish(table: &Table, problems: &mut Problems<'_>) -> RedfishConfig {
     let mut s = Section::new("green.redfish", table, problems);
-    let mappings = s
-        .table("service_mappings")
-        .map(|t| string_map("green.redfish.service_mappings", t, s.problems()))
-        .unwrap_or_default();
+    let mappings = map_at(&mut s, "service_mappings");
     let single = s.get("endpoint").is_some();
     let mut target = read_target(
         &mut s,
@@ -404,10 +412,7 @@ fn read_cloud(table: &Table, problems: &mut Problems<'_>) -> CloudConfig {
             Ok(())
         }
     });
-    let instance_types = s
-        .table("instance_types")
-        .map(|t| string_map("green.cloud.instance_types", t, s.problems()))
-        .unwrap_or_default();
+    let instance_types = map_at(&mut s, "instance_types");
     let default_instance_type = s.string_opt("default_instance_type");
     let known = crate::green::instances::known;
     for (service, it) in &instance_types {
@@ -460,16 +465,11 @@ fn read_emaps(table: &Table, problems: &mut Problems<'_>) -> ElectricityMapsConf
         .and_then(|v| env_reference(v).ok())
         .unwrap_or(EMAPS_TOKEN_VAR)
         .to_owned();
-    let region_map = s
-        .table("region_map")
-        .map(|t| string_map("green.electricity_maps.region_map", t, s.problems()))
-        .unwrap_or_default();
-    if region_map.is_empty() {
-        s.problem(
-            "region_map",
-            "is required: map each region to its Electricity Maps zone (e.g. \"eu-west-3\" = \"FR\")",
-        );
-    }
+    let region_map = required_map(
+        &mut s,
+        "region_map",
+        "map each region to its Electricity Maps zone (e.g. \"eu-west-3\" = \"FR\")",
+    );
     s.finish();
     ElectricityMapsConfig {
         target,

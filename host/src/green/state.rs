@@ -101,26 +101,17 @@ impl EnergyState {
         readings: impl IntoIterator<Item = (String, f64)>,
         now: Instant,
     ) {
-        let mut inner = self.write();
-        let interval = inner
-            .backends
-            .get(backend)
-            .map_or(Duration::ZERO, |b| b.interval);
-        for (service, kwh_per_op) in readings {
-            if !(kwh_per_op.is_finite() && kwh_per_op >= 0.0) {
-                continue;
-            }
-            inner.measured.insert(
-                service,
-                Measured {
-                    kwh_per_op,
-                    backend,
-                    taken: now,
-                    interval,
-                },
-            );
-        }
-        self.any_reading.store(true, Ordering::Release);
+        self.record(
+            backend,
+            readings,
+            |inner| &mut inner.measured,
+            |kwh_per_op, interval| Measured {
+                kwh_per_op,
+                backend,
+                taken: now,
+                interval,
+            },
+        );
     }
 
     /// Records real-time grid intensities by region.
@@ -130,24 +121,39 @@ impl EnergyState {
         readings: impl IntoIterator<Item = (String, f64)>,
         now: Instant,
     ) {
+        self.record(
+            backend,
+            readings,
+            |inner| &mut inner.grid,
+            |gco2_per_kwh, interval| GridReading {
+                gco2_per_kwh,
+                backend,
+                taken: now,
+                interval,
+            },
+        );
+    }
+
+    /// Stores `readings` of `backend` (finite and non-negative ones only)
+    /// in the map `map` picks, each made by `make` with the backend's
+    /// scrape interval.
+    fn record<T>(
+        &self,
+        backend: BackendName,
+        readings: impl IntoIterator<Item = (String, f64)>,
+        map: impl FnOnce(&mut Inner) -> &mut HashMap<String, T>,
+        make: impl Fn(f64, Duration) -> T,
+    ) {
         let mut inner = self.write();
         let interval = inner
             .backends
             .get(backend)
             .map_or(Duration::ZERO, |b| b.interval);
-        for (region, gco2_per_kwh) in readings {
-            if !(gco2_per_kwh.is_finite() && gco2_per_kwh >= 0.0) {
-                continue;
+        let map = map(&mut inner);
+        for (key, value) in readings {
+            if value.is_finite() && value >= 0.0 {
+                map.insert(key, make(value, interval));
             }
-            inner.grid.insert(
-                region,
-                GridReading {
-                    gco2_per_kwh,
-                    backend,
-                    taken: now,
-                    interval,
-                },
-            );
         }
         self.any_reading.store(true, Ordering::Release);
     }
