@@ -283,7 +283,7 @@ impl AsciiBuf<'_> {
 impl FindingRecord {
     /// Stamps a finding from `view`'s trace.
     pub fn new(finding: Finding, origin: &Arc<str>, stamp: &Stamp, view: &TraceView<'_>) -> Self {
-        Self::build(finding, origin, stamp, Some(io_intensity(view)), None)
+        Self::scored(finding, origin, stamp, Some(io_intensity(view)), None)
     }
 
     /// Stamps a finding of a trace whose [`io_intensity`] is already known
@@ -294,12 +294,12 @@ impl FindingRecord {
         stamp: &Stamp,
         intensity: (f64, &'static str),
     ) -> Self {
-        Self::build(finding, origin, stamp, Some(intensity), None)
+        Self::scored(finding, origin, stamp, Some(intensity), None)
     }
 
     /// Stamps a cross-trace finding (from `flush`).
     pub fn without_trace(finding: Finding, origin: &Arc<str>, stamp: &Stamp) -> Self {
-        Self::build(finding, origin, stamp, None, None)
+        Self::scored(finding, origin, stamp, None, None)
     }
 
     /// Stamps a finding with its trace's I/O intensity (none for a
@@ -311,7 +311,15 @@ impl FindingRecord {
         intensity: Option<(f64, &'static str)>,
         green: Option<&GreenImpact>,
     ) -> Self {
-        Self::build(finding, origin, stamp, intensity, green)
+        let signature = signature(&finding);
+        let json = line(&finding, origin, &signature, stamp, intensity, green);
+        Self {
+            finding,
+            origin: origin.clone(),
+            signature,
+            json,
+            deferred: None,
+        }
     }
 
     /// As [`FindingRecord::scored`], but the line is rendered only when
@@ -349,24 +357,6 @@ impl FindingRecord {
                 inputs.intensity,
                 inputs.green.as_ref(),
             );
-        }
-    }
-
-    fn build(
-        finding: Finding,
-        origin: &Arc<str>,
-        stamp: &Stamp,
-        intensity: Option<(f64, &'static str)>,
-        green: Option<&GreenImpact>,
-    ) -> Self {
-        let signature = signature(&finding);
-        let json = line(&finding, origin, &signature, stamp, intensity, green);
-        Self {
-            finding,
-            origin: origin.clone(),
-            signature,
-            json,
-            deferred: None,
         }
     }
 
